@@ -122,7 +122,7 @@ const FirestoreCollection = z
  * https://nodejs.org/api/timers.html#settimeoutcallback-delay-args): a longer deadline would give
  * up every call at once as past it.
  */
-const MAX_RUN_DEADLINE_MS = 24 * 86_400_000;
+export const MAX_RUN_DEADLINE_MS = 24 * 86_400_000;
 
 const DELIVERY_ATTEMPTS = `expected a whole number from ${MIN_DELIVERY_ATTEMPTS} to ${MAX_DELIVERY_ATTEMPTS} (the bounds of Pub/Sub's max_delivery_attempts)`;
 

@@ -2,12 +2,14 @@ import { hostname } from 'node:os';
 
 import { processExists } from '../adapters/file-lock.js';
 
+import { beyondSkew } from '../core/duration.js';
 import { oneLine } from '../core/text.js';
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { cutText, faultText, UsageError } from '../core/errors.js';
 import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '../ports/index.js';
+import { LEASE_MARGIN_MS } from '../reconcile/lease.js';
 import { openCliStore } from '../runtime.js';
-import type { RuntimeOptions } from '../runtime-options.js';
+import { MAX_RUN_DEADLINE_MS, type RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { askYes, mustFinish } from './finishing.js';
 import { closeOrWarn, type Streams } from './io.js';
@@ -64,9 +66,8 @@ export async function runUnlock(
         if (unit.region === undefined) io.stdout.write(`${unitLabel(unit)}: no lease held\n`);
         continue;
       }
-      const expired = Date.parse(lease.expiresAt) <= nowMs;
       io.stdout.write(
-        `${unitLabel(unit)}: lease held by ${oneLine(lease.holder)} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ` (it ends by itself then)`}; ${holderProcess(lease.holder)}\n`,
+        `${unitLabel(unit)}: lease held by ${oneLine(lease.holder)} since ${lease.acquiredAt} until ${lease.expiresAt}${leaseDating(lease, nowMs)}; ${holderProcess(lease.holder)}\n`,
       );
       held.push({ unit, seen: lease });
     }
@@ -110,6 +111,38 @@ export async function runUnlock(
   } finally {
     await closeOrWarn(() => store.close(), 'the state store', io);
   }
+}
+
+/**
+ * The longest a governor takes a lease for: the longest run deadline, and the margin after it
+ * (reconcile/lease.ts leaseTtlMs).
+ */
+const MAX_LEASE_TTL_MS = MAX_RUN_DEADLINE_MS + LEASE_MARGIN_MS;
+
+/**
+ * What the times of a shown lease mean: expired, or ending by itself at its expiry; but a lease
+ * dated beyond any a governor takes (a wrong clock or a hand edit) does not hold until then: the
+ * next run that asks for it cuts its expiry to that run's own time-to-live (ports/state.ts
+ * decideLease), so waiting for it, or breaking it for that reason, is not needed. A lease taken
+ * later than now (past the clock skew allowed) is said to be so too.
+ */
+function leaseDating(lease: Lease, nowMs: number): string {
+  const expiresMs = Date.parse(lease.expiresAt);
+  const far = expiresMs > nowMs + MAX_LEASE_TTL_MS;
+  const odd = [
+    ...(beyondSkew(lease.acquiredAt, nowMs) ? ['taken later than now'] : []),
+    ...(far
+      ? [
+          'ending later than any lease a governor takes (its run deadline, at most 24 days, and a minute)',
+        ]
+      : []),
+  ];
+  const why = odd.length > 0 ? `${odd.join(' and ')}: a wrong clock or a hand edit` : '';
+  if (expiresMs <= nowMs) return ` (expired${why ? `; ${why}` : ''})`;
+  if (far) {
+    return ` (${why}; it does not hold until then: the next run that asks for it cuts it to end within that run's deadline and a minute)`;
+  }
+  return ` (it ends by itself then${why ? `; ${why}` : ''})`;
 }
 
 /**

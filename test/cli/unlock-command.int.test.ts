@@ -178,6 +178,46 @@ describe('governor unlock: only the lease it showed', () => {
 });
 
 describe("governor unlock beside the emulator's clock", () => {
+  it('says a lease dated beyond any a governor takes does not hold until then', async () => {
+    // A lease until 2999 (a hand edit, a wrong clock) is cut by the next run that asks for it to
+    // that run's time-to-live (ports/state.ts decideLease): shown as ending "by itself then", a
+    // person was told to wait 973 years, or to break a lease that goes by itself.
+    const dir = join(tmp, 'state-far');
+    const store = createFileStateStore({ dir });
+    try {
+      await store.acquireLease(PROJECT, 'far-run', 600_000, NOW);
+      const file = join(dir, `${PROJECT}.json`);
+      const doc = JSON.parse(await readFile(file, 'utf8')) as { lease: Record<string, string> };
+      doc.lease = {
+        ...doc.lease,
+        acquiredAt: '2998-12-31T00:00:00.000Z',
+        expiresAt: '2999-01-01T00:00:00.000Z',
+      };
+      await writeFile(file, JSON.stringify(doc));
+      let out = '';
+      await runUnlock(
+        { policy, yes: false, stateDir: dir },
+        { stdout: { write: (t: string) => (out += t) }, stderr: { write: () => true } },
+        parseRuntimeOptions({ METADATA_SERVER_DETECTION: 'none', GOVERNOR_STATE_STORE: 'file' }),
+      ).catch((e: unknown) => e);
+      expect(out).toContain(`${PROJECT}: lease held by far-run since 2998-12-31T00:00:00.000Z`);
+      expect(out).not.toContain('(it ends by itself then)');
+      expect(out).toContain('taken later than now');
+      expect(out).toContain('the next run that asks for it cuts it');
+      // And so it does: refused, the lease now ends within that run's time-to-live.
+      const asked = await store.acquireLease(
+        PROJECT,
+        'next-run',
+        600_000,
+        new Date().toISOString(),
+      );
+      expect(asked.acquired).toBe(false);
+      expect(Date.parse(asked.expiresAt ?? '')).toBeLessThanOrEqual(Date.now() + 600_000);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("judges a lease by the wall clock its run stamped it with, not the emulator's virtual clock", async () => {
     // A run takes its lease on the wall clock whatever clock it plans on (src/reconcile/lease.ts):
     // a lease taken just now holds for its time-to-live, even with the emulator's virtual clock a
