@@ -21,11 +21,18 @@
  * as a file.
  *
  * Concurrency: the conditions' version is the document's update time; a save is a `create` when
- * no version was read, else an `update` with that update time as precondition, so the server
- * refuses a save over another writer's. The lease, the outbox and the governor id are each read
- * and written in one transaction: Firestore commits a transaction only if the documents it read
- * are unchanged, and the client runs it again when they changed (up to `transactionAttempts`;
- * see "Data contention in transactions", cloud.google.com/firestore/docs/transaction-data-contention).
+ * no version was read, else an `update` with that update time as precondition ("the target
+ * document must exist and have been last updated at that time", Precondition.update_time,
+ * https://cloud.google.com/ruby/docs/reference/google-cloud-firestore-v1/latest/Google-Cloud-Firestore-V1-Precondition),
+ * so the server refuses a save over another writer's. Google does not say which code that
+ * refusal carries: ALREADY_EXISTS, FAILED_PRECONDITION and NOT_FOUND all read as a conflict
+ * (refusedPrecondition). The lease, the outbox, the count of dropped entries with the first
+ * removals, and the governor id are each read and written in one transaction: "the documents
+ * retrieved by its read operations must remain unmodified by operations outside the transaction";
+ * the server client libraries (this one) lock what a transaction reads, so another writer waits or
+ * one of them fails, and the client runs a failed transaction again, up to `transactionAttempts`,
+ * after which it fails with ABORTED ("Too much contention on these documents"), a ConflictError
+ * here (https://cloud.google.com/firestore/docs/transaction-data-contention).
  * The outbox is read whole (it is bounded) and sorted by one field (`order`), which keeps the
  * order its entries were stored in whatever the writers' clocks say (`nextOrder`).
  *
