@@ -441,14 +441,18 @@ export function createFirestoreStateStore(
           .doc(docId(checked.runId))
           .set({ ...body, startedAtMs: Date.parse(checked.startedAt) });
         // The newest `keep` as listRuns ranks them (records from the future last): two fields of
-        // each record read, as the offset query read each record before.
+        // each record read, as the offset query read each record before. A document without a
+        // readable runId and startedAt (another program's, a hand edit) is neither ranked nor
+        // removed: refused here, it stopped every later prune, and the collection grew by one
+        // document a run. listRuns reads only documents with a startedAtMs: one of them it
+        // cannot read is refused there, naming it.
         const all = await runs.select('runId', 'startedAt').get();
         if (all.size <= keep) return;
         const ranked = sortRuns(
-          all.docs.map((doc) => ({
-            ...parseStored(RunKey, doc.data(), `document ${doc.ref.path}`),
-            doc,
-          })),
+          all.docs.flatMap((doc) => {
+            const key = RunKey.safeParse(doc.data());
+            return key.success ? [{ ...key.data, doc }] : [];
+          }),
           wall(),
         );
         const batch = db.batch();

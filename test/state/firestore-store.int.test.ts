@@ -571,6 +571,29 @@ describe('Firestore store: documents', () => {
     });
   });
 
+  it('prunes the run records it can rank past one it cannot, and leaves that one alone', async () => {
+    // A document among the runs that another program or a hand wrote, with no readable runId
+    // and startedAt: listRuns never reads it (it has no startedAtMs), but pruning ranked every
+    // document and refused the call on it. Each run then logged "could not record the run" though
+    // its record was stored, and nothing was pruned again: the collection grew by one document a
+    // run, all of them read at every run.
+    const project = freshProject();
+    const garbage = raw.doc(`${collection}/${project}/runs/garbage`);
+    await garbage.set({ note: 'not a run' });
+    for (let i = 1; i <= CONTRACT_KEEP_RUNS + 2; i++) {
+      const t = new Date(Date.parse(at) + i * 60_000).toISOString();
+      await store.recordRun(project, quietRun(`run-${i}`, t));
+    }
+    expect((await store.listRuns(project)).map((r) => r.runId)).toEqual([
+      'run-5',
+      'run-4',
+      'run-3',
+    ]);
+    const left = await raw.collection(`${collection}/${project}/runs`).get();
+    expect(left.size).toBe(CONTRACT_KEEP_RUNS + 1);
+    expect((await garbage.get()).data()).toEqual({ note: 'not a run' });
+  });
+
   it('lets two clients race for the lease: exactly one wins', async () => {
     const project = freshProject();
     const clients = [1, 2, 3].map(() => createFirestoreStateStore({ projectId }));
