@@ -47,6 +47,7 @@ import {
   DroppedCount,
   DEFAULT_OUTBOX_LIMIT,
   GovernorId,
+  governorIdFix,
   keepRuns,
   keepUnreadable,
   Lease,
@@ -550,21 +551,10 @@ async function readGovernorId(file: string): Promise<string | null> {
   try {
     return parseStored(GovernorId, text.trim(), `governor id file ${file}`);
   } catch (error) {
-    if (error instanceof StateCorruptError) error.message += `\n${GOVERNOR_ID_FIX}`;
+    if (error instanceof StateCorruptError) error.message += `\n${governorIdFix('one line')}`;
     throw error;
   }
 }
-
-/**
- * What to do about an unreadable governor id. A new id makes the services the old one stamped
- * read as another governor's writes, which keep their pools from any write for a lease's time
- * (reconcile/act.ts, otherWriter): so mending it is better, removing it is safe.
- */
-const GOVERNOR_ID_FIX =
-  'No run starts until it is mended or removed: mend it (one line, gov- and 12 hex digits, ' +
-  'as after the slash of gpu-governor.dev/writer on the services) or remove it: the next run ' +
-  'makes a new id, and for a run deadline and a minute leaves alone the pools the old id last ' +
-  "wrote, as another governor's";
 
 async function readDocument(file: string, project: string): Promise<StoredDocument> {
   const text = await readStateFile(file, 'state file');

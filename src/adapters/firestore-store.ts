@@ -103,6 +103,7 @@ import {
   checkOutboxLimit,
   DEFAULT_OUTBOX_LIMIT,
   GovernorId,
+  governorIdFix,
   newGovernorId,
   OutboxEntry,
   checkProject,
@@ -347,13 +348,12 @@ export function createFirestoreStateStore(
     // Made once and never changed: a plain read finds it in one round trip, where a transaction
     // takes two (its read, then its commit). Only a store without one yet needs the transaction.
     const found = await call(`reading ${ref.path}`, () => ref.get());
-    if (found.exists) return parseStored(GovernorDocument, found.data(), `document ${ref.path}`).id;
+    if (found.exists) return governorIdOf(found.data(), ref.path);
     return call(`reading ${ref.path}`, () =>
       db.runTransaction(
         async (tx) => {
           const snap = await tx.get(ref);
-          if (snap.exists)
-            return parseStored(GovernorDocument, snap.data(), `document ${ref.path}`).id;
+          if (snap.exists) return governorIdOf(snap.data(), ref.path);
           const id = newGovernorId();
           tx.create(ref, { id });
           return id;
@@ -664,6 +664,16 @@ export function createFirestoreStateStore(
       if (await settleWithin([...pending], timeoutMs)) await db.terminate();
     },
   };
+}
+
+/** The stored governor id, or StateCorruptError naming the document and what to do about it. */
+function governorIdOf(data: unknown, path: string): string {
+  try {
+    return parseStored(GovernorDocument, data, `document ${path}`).id;
+  } catch (error) {
+    if (error instanceof StateCorruptError) error.message += `\n${governorIdFix('its id field')}`;
+    throw error;
+  }
 }
 
 /** The server refused a write because the document is not as expected. */

@@ -566,6 +566,21 @@ export function newGovernorId(): string {
 export const GovernorId = z.string().regex(/^gov-[0-9a-f]{12}$/);
 
 /**
+ * What to do about an unreadable governor id (`stored`: how the store keeps it), added to the
+ * error of either store. A new id makes the services the old one stamped read as another
+ * governor's writes, which keep their pools from any write for a lease's time
+ * (reconcile/act.ts, otherWriter): so mending it is better, removing it is safe.
+ */
+export function governorIdFix(stored: string): string {
+  return (
+    `No run starts until it is mended or removed: mend it (${stored}, gov- and 12 hex digits, ` +
+    'as after the slash of gpu-governor.dev/writer on the services) or remove it: the next run ' +
+    'makes a new id, and for a run deadline and a minute leaves alone the pools the old id last ' +
+    "wrote, as another governor's"
+  );
+}
+
+/**
  * The records to keep: `record` added (replacing its runId), most recent first, at most `keep`.
  * Records from the future (see {@link sortRuns}) rank last, so they are the first pruned.
  */

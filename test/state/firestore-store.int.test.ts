@@ -594,6 +594,30 @@ describe('Firestore store: documents', () => {
     expect((await garbage.get()).data()).toEqual({ note: 'not a run' });
   });
 
+  it('an unreadable governor id names the document and what to do, as the file store does; it is left as it was', async () => {
+    // It named the document and the pattern only: no run starts on it, and the file store's
+    // error says how to mend it and what removing it costs.
+    const other = `gid-${randomBytes(4).toString('hex')}`;
+    const ref = raw.doc(`${other}/%governor`);
+    await ref.set({ id: 'garbage id!!' });
+    const own = createFirestoreStateStore({
+      projectId,
+      collection: other,
+      timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+    });
+    try {
+      const error: unknown = await own.governorId().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StateCorruptError);
+      const message = (error as Error).message;
+      expect(message).toContain(`Unreadable document ${other}/%governor:`);
+      expect(message).toMatch(/mend it .*gov- and 12 hex digits/);
+      expect(message).toMatch(/or remove it: the next run makes a new id/);
+      expect((await ref.get()).data()).toEqual({ id: 'garbage id!!' });
+    } finally {
+      await own.close();
+    }
+  });
+
   it('lets two clients race for the lease: exactly one wins', async () => {
     const project = freshProject();
     const clients = [1, 2, 3].map(() => createFirestoreStateStore({ projectId }));
