@@ -19,12 +19,18 @@ export function emulatorGoneHint(
 }
 
 /**
- * The hint for a state file the governor cannot read: every run fails on it until a person acts,
- * and what moving it aside costs is in the runbook. Null when the failure is not that.
+ * The hint for a state file or Firestore document the governor cannot read: every run fails on it
+ * until a person acts, and what moving it aside or deleting it costs is in the runbook. Null when
+ * the failure is not that.
  */
 function corruptStateHint(text: string): string | null {
-  if (!text.includes('Unreadable state file ')) return null;
-  return 'every run fails on it until it is mended or moved aside (the next run then starts a new one, and what it held is lost: docs/alerts.md, "When an alert fires")';
+  if (text.includes('Unreadable state file '))
+    return 'every run fails on it until it is mended or moved aside (the next run then starts a new one, and what it held is lost: docs/alerts.md, "When an alert fires")';
+  // A Firestore document (firestore-store.ts names each so); the governor id's error says already
+  // how to mend it (ports/state.ts governorIdFix).
+  if (text.includes('Unreadable document ') && !text.includes('No run starts until'))
+    return 'every run that reads it fails on it until it is mended or deleted (what a deleted document held is lost: docs/alerts.md, "When an alert fires")';
+  return null;
 }
 
 /**

@@ -31,3 +31,25 @@ describe('the line a failed command prints', () => {
     expect(line).toBe('error: connect ECONNREFUSED 127.0.0.1:8085\n');
   });
 });
+
+describe('the line for a stored document that cannot be read', () => {
+  it('a Firestore document says, as a state file does, that every run fails on it until it is mended or deleted', () => {
+    // A corrupt state file carried what to do; a Firestore document as corrupt said nothing.
+    const line = failureLine(
+      'Unreadable document gpu-governor/p1/state/conditions:\n  - json: not JSON (Unexpected token)',
+      null,
+    );
+    expect(line).toContain(
+      'error: Unreadable document gpu-governor/p1/state/conditions: json: not JSON (Unexpected token) — every run that reads it fails on it until it is mended or deleted',
+    );
+    expect(line).toContain('docs/alerts.md, "When an alert fires"');
+  });
+
+  it('the governor id, whose error says already how to mend it, gets no second hint', () => {
+    const line = failureLine(
+      'Unreadable document gpu-governor/%governor:\n  - id: Invalid string\nNo run starts until it is mended or removed: mend it',
+      null,
+    );
+    expect(line).not.toContain(' — ');
+  });
+});
