@@ -24,6 +24,12 @@ export function emulatorGoneHint(
  * the failure is not that.
  */
 function corruptStateHint(text: string): string | null {
+  // The kept discovery: a file, or Firestore's `%discovery` (firestore-store.ts); only a cache.
+  if (
+    text.includes('Unreadable discovery cache ') ||
+    /Unreadable document \S*\/%discovery:/.test(text)
+  )
+    return 'every dispatch and command that reads it fails on it until it is mended or removed (removed, nothing is lost: the next dispatch searches again)';
   if (text.includes('Unreadable state file '))
     return 'every run fails on it until it is mended or moved aside (the next run then starts a new one, and what it held is lost: docs/alerts.md, "When an alert fires")';
   // A Firestore document (firestore-store.ts names each so); the governor id's error says already

@@ -53,3 +53,26 @@ describe('the line for a stored document that cannot be read', () => {
     expect(line).not.toContain(' — ');
   });
 });
+
+describe('the line for a kept discovery that cannot be read', () => {
+  it('says that removing it costs nothing: the next dispatch searches again', () => {
+    const line = failureLine(
+      'Unreadable discovery cache .governor/state/%discovery.json:\n  - foundAt: Invalid ISO datetime',
+      null,
+    );
+    expect(line).toContain(
+      ' — every dispatch and command that reads it fails on it until it is mended or removed',
+    );
+    expect(line).toContain('the next dispatch searches again');
+  });
+});
+
+describe("the line for Firestore's kept discovery that cannot be read", () => {
+  it('says the same as for the file', () => {
+    const line = failureLine(
+      'Unreadable document gpu-governor/%discovery:\n  - json: not JSON (Unexpected token)',
+      null,
+    );
+    expect(line).toContain('the next dispatch searches again');
+  });
+});
