@@ -29,7 +29,7 @@ function corruptStateHint(text: string): string | null {
     text.includes('Unreadable discovery cache ') ||
     /Unreadable document \S*\/%discovery:/.test(text)
   )
-    return 'every dispatch and command that reads it fails on it until it is mended or removed (removed, nothing is lost: the next dispatch searches again)';
+    return 'every command that reads it fails on it until the next dispatch searches again and replaces it, or it is mended or removed (removed, nothing is lost)';
   if (text.includes('Unreadable state file '))
     return 'every run fails on it until it is mended or moved aside (the next run then starts a new one, and what it held is lost: docs/alerts.md, "When an alert fires")';
   // A Firestore document (firestore-store.ts names each so); the governor id's error says already

@@ -5,13 +5,18 @@ import {
   SERVICE_COUNTING,
   discoveryScopes,
   selectProjects,
+  type DiscoveryCache,
   type FoundResource,
 } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
-import { plural, someOf } from '../core/text.js';
+import { listOnOneLine, oneLine, plural, someOf } from '../core/text.js';
 import type { Policy } from '../core/policy.js';
 import { ERROR_EVENT, type Logger } from '../log.js';
-import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
+import {
+  StateCorruptError,
+  type AssetSearchPort,
+  type DiscoveryCacheStore,
+} from '../ports/index.js';
 import { errorMessage, GovernorError } from '../core/errors.js';
 import { beforeDeadline } from '../reconcile/act.js';
 
@@ -20,7 +25,8 @@ import { beforeDeadline } from '../reconcile/act.js';
  * Asset Inventory finds in its organisation or folders, filtered (src/core/discovery.ts). What was
  * found is kept in the state store and reused for `discovery.cacheTtl`, so a dispatch every few
  * minutes searches about once an hour. When a search fails and an older result is kept, the
- * older result is used (fail static) and the failure logged; with nothing kept, it throws.
+ * older result is used (fail static) and the failure logged; with nothing kept, it throws. A kept
+ * result that cannot be read counts as none (readKept).
  */
 export interface Discovered {
   projects: string[];
@@ -49,7 +55,7 @@ export async function discoverProjects(
   const d = policy.discovery;
   if (!d) return { projects: [...policy.projects].sort(), source: 'policy', skipped: [] };
   const key = discoveryKey(d);
-  const cached = await deps.cache.loadDiscovery();
+  const cached = await readKept(deps.cache, deps.log);
   if (cached && cacheFresh(cached, key, durationMs(d.cacheTtl), deps.nowMs)) {
     return {
       projects: [...new Set([...cached.projects, ...policy.projects])].sort(),
@@ -130,5 +136,25 @@ export async function discoverProjects(
       };
     }
     throw e;
+  }
+}
+
+/**
+ * The kept discovery, or null when there is none or it cannot be read (StateCorruptError): it is
+ * only a cache of the search, so the dispatch searches again, and the result replaces it. Refused,
+ * it failed every dispatch for good until a person removed it. Said in an ERROR line (an error
+ * event), since the older result a failed search falls back on is gone with it.
+ */
+async function readKept(cache: DiscoveryCacheStore, log: Logger): Promise<DiscoveryCache | null> {
+  try {
+    return await cache.loadDiscovery();
+  } catch (e) {
+    if (!(e instanceof StateCorruptError)) throw e;
+    log.log(
+      'ERROR',
+      `discovery: the kept discovery cannot be read (${oneLine(listOnOneLine(errorMessage(e)))}); searched again, and the result replaces it`,
+      ERROR_EVENT,
+    );
+    return null;
   }
 }

@@ -55,15 +55,15 @@ describe('the line for a stored document that cannot be read', () => {
 });
 
 describe('the line for a kept discovery that cannot be read', () => {
-  it('says that removing it costs nothing: the next dispatch searches again', () => {
+  it('says the next dispatch replaces it, and that removing it costs nothing', () => {
     const line = failureLine(
       'Unreadable discovery cache .governor/state/%discovery.json:\n  - foundAt: Invalid ISO datetime',
       null,
     );
     expect(line).toContain(
-      ' — every dispatch and command that reads it fails on it until it is mended or removed',
+      ' — every command that reads it fails on it until the next dispatch searches again and replaces it',
     );
-    expect(line).toContain('the next dispatch searches again');
+    expect(line).toContain('removed, nothing is lost');
   });
 });
 

@@ -403,6 +403,42 @@ describe('discovery through the asset adapter, cached in the file state store', 
     }
   });
 
+  it('searches again over a kept discovery it cannot read, and the result replaces it', async () => {
+    // The kept discovery is a cache of the search: one that cannot be read (a hand edit, a disk
+    // fault) failed every dispatch, for good, until a person removed it, though the search that
+    // replaces it was one call away.
+    const policy = parsePolicy({
+      version: 1,
+      projects: ['listed-proj'],
+      discovery: { organization: ORG, labels: { team: 'search' }, cacheTtl: '10m' },
+    });
+    const kept = join(dir, 'corrupt-cache');
+    await mkdir(kept, { recursive: true });
+    await writeFile(join(kept, '%discovery.json'), 'not json');
+    const cache = createFileStateStore({ dir: kept });
+    const search = createAssetSearchAdapter({ emulatorHost: host() });
+    const logged = memoryLogger();
+    try {
+      const found = await discoverProjects(policy, {
+        search,
+        cache,
+        nowMs: Date.now(),
+        log: logged,
+      });
+      expect(found.source).toBe('search');
+      expect(found.projects).toContain(orgProjectId(0));
+      expect((await cache.loadDiscovery())?.projects).toContain(orgProjectId(0));
+      const errors = logged.lines.filter((e) => e.severity === 'ERROR');
+      expect(errors.map((e) => e.message)).toEqual([
+        expect.stringMatching(
+          /^discovery: the kept discovery cannot be read \(Unreadable discovery cache .*%discovery\.json: .*not JSON.*\); searched again, and the result replaces it$/,
+        ),
+      ]);
+    } finally {
+      await search.close();
+    }
+  });
+
   it('refuses a corrupt or hostile cache file with the path of the fault', async () => {
     const bad = join(dir, 'bad');
     const store = createFileStateStore({ dir: bad });
