@@ -48,6 +48,17 @@ const projectId = 'governor-test';
 const collection = 'gpu-governor';
 const at = '2026-11-27T10:00:00.000Z';
 
+/** An outbox entry of `project`, ready to publish, told apart by `n` (its run). */
+const outboxEntry = (project: string, n: number) => ({
+  alert: makeAlert(
+    { at, runId: `run-${n}` },
+    { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+    { type: 'rebalance.applied', status: 'event', severity: 'INFO', summary: 's', details: {} },
+  ),
+  state: 'ready' as const,
+  storedAt: at,
+});
+
 let emulator: RunningEmulator;
 let store: StateStore;
 let raw: Firestore;
@@ -371,15 +382,7 @@ describe('Firestore store: documents', () => {
     // counted until then: one readable entry more than the bound asked was dropped.
     expect(CONTRACT_OUTBOX_LIMIT).toBe(4);
     const project = freshProject();
-    const entry = (n: number) => ({
-      alert: makeAlert(
-        { at, runId: `run-${n}` },
-        { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
-        { type: 'rebalance.applied', status: 'event', severity: 'INFO', summary: 's', details: {} },
-      ),
-      state: 'ready' as const,
-      storedAt: at,
-    });
+    const entry = (n: number) => outboxEntry(project, n);
     await store.putOutbox(project, [1, 2, 3].map(entry));
     // After the three, by its order; the new entries go after it.
     await raw
@@ -505,15 +508,7 @@ describe('Firestore store: documents', () => {
     // there; its process is then killed (SIGKILL), as a function instance may be.
     expect(CONTRACT_OUTBOX_LIMIT).toBe(4);
     const project = freshProject();
-    const entry = (n: number) => ({
-      alert: makeAlert(
-        { at, runId: `run-${n}` },
-        { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
-        { type: 'rebalance.applied', status: 'event', severity: 'INFO', summary: 's', details: {} },
-      ),
-      state: 'ready' as const,
-      storedAt: at,
-    });
+    const entry = (n: number) => outboxEntry(project, n);
     expect(await store.putOutbox(project, [1, 2, 3, 4, 5].map(entry))).toBe(1);
     const box = await store.listOutbox(project);
     expect(box).toMatchObject({ dropped: 1 });
