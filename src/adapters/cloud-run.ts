@@ -551,7 +551,8 @@ function templateServes(service: Service): boolean {
  * (`trafficTargets`), and with no target at all the latest ready one. A revision only tagged
  * (`inSplit: false`) is started but not bounded by the service-level max ("Tagged revisions are
  * started, but only count toward the service-level maximum instances if they are a part of a
- * traffic split", https://cloud.google.com/run/docs/configuring/max-instances).
+ * traffic split", https://cloud.google.com/run/docs/configuring/max-instances): it is counted
+ * apart from its service, in its pool (`countedRevisions`, core/revision-pools.ts).
  */
 function servingRevisionsOf(service: Service): ServingRevision[] {
   const statuses = service.trafficStatuses ?? [];

@@ -265,6 +265,11 @@ export function unsetMaxFor(quota: number | null, gpusPerInstance: number): numb
 /** A serving revision's own max: null when unset, absent while unread. */
 interface ServingMax {
   maxInstances?: number | null | undefined;
+  /**
+   * It takes a share of the traffic; false: only tagged, counted apart as unmanaged usage of its
+   * pool (`countedRevisions`, revision-pools.ts). Absent: true.
+   */
+  inSplit?: boolean | undefined;
 }
 
 interface MaxLevels {
@@ -294,7 +299,8 @@ export interface MaxInForce {
   max: number;
   /**
    * Which level sets it: the lower of the two, Cloud Run's default when neither is set, or
-   * (`revisions`) the sum of the serving revisions' own max when the template does not serve.
+   * (`revisions`) the sum of the own max of the revisions in the traffic split when the template
+   * does not serve.
    */
   level: 'service' | 'revision' | 'revisions' | 'default';
 }
@@ -302,7 +308,8 @@ export interface MaxInForce {
 /**
  * The max in force and where it comes from. When the template does not serve
  * (`templateServes: false`), the service-level max when set; else, once every revision that can
- * hold instances was read (`servingRevisions`), the sum of their own max, each revision scaling
+ * hold instances was read (`servingRevisions`), the sum of the own max of those in the traffic
+ * split (`splitRevisions`; one only tagged is counted apart), each revision scaling
  * up to its own `scaling.max_instance_count` (RevisionScaling, google/cloud/run/v2/vendor_settings.proto;
  * "Revision-level: upon deployment of the revision", https://cloud.google.com/run/docs/configuring/max-instances),
  * a revision without one at the unset max; else (unread) the unset max, as for a service that
@@ -314,7 +321,7 @@ export function maxInForce(s: MaxLevels): MaxInForce {
   if (svc !== null && (rev === null || svc <= rev)) return { max: svc, level: 'service' };
   if (rev !== null) return { max: rev, level: 'revision' };
   const unset = s.unsetMax ?? DEFAULT_MAX_INSTANCES;
-  const serving = s.templateServes === false ? readRevisions(s) : null;
+  const serving = s.templateServes === false ? splitRevisions(s) : null;
   if (serving !== null) {
     const sum = serving.reduce((n, r) => n + (positive(r.maxInstances ?? null) ?? unset), 0);
     return { max: Math.min(sum, MAX_QUOTA_GPUS), level: 'revisions' };
@@ -333,11 +340,23 @@ export function revisionBound(s: MaxLevels): number | null {
   return s.templateServes === false ? null : positive(s.revisionMaxInstances);
 }
 
-/** The serving revisions when every one was read, else null. */
-function readRevisions(s: MaxLevels): readonly ServingMax[] | null {
+/**
+ * The serving revisions in the traffic split when every serving revision was read (a tagged one
+ * too: one unread leaves the service counted at the unset max), else null. A revision only tagged
+ * is not among them: its instances are not the service's to bound ("Tagged revisions are started,
+ * but only count toward the service-level maximum instances if they are a part of a traffic
+ * split", https://cloud.google.com/run/docs/configuring/max-instances) and it is counted apart,
+ * at its own max in its own pool (`countedRevisions`, revision-pools.ts), never twice.
+ */
+export function splitRevisions<R extends ServingMax>(s: {
+  revisionsUnread?: string | undefined;
+  servingRevisions?: readonly R[] | undefined;
+}): readonly R[] | null {
   const revisions = s.servingRevisions ?? [];
-  if (s.revisionsUnread !== undefined || revisions.length === 0) return null;
-  return revisions.every((r) => r.maxInstances !== undefined) ? revisions : null;
+  if (s.revisionsUnread !== undefined) return null;
+  if (!revisions.every((r) => r.maxInstances !== undefined)) return null;
+  const split = revisions.filter((r) => r.inSplit !== false);
+  return split.length > 0 ? split : null;
 }
 
 /** The lower of the service-level and revision-level max; Cloud Run's default when neither is set. */

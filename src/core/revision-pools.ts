@@ -1,34 +1,43 @@
 import { gpuPool, MAX_QUOTA_GPUS, poolKey, unsetMaxFor, type PoolId } from './pool.js';
 import type { ObservedService } from './service.js';
 
-/** GPUs that a serving revision of another pool than its service's template may hold. */
+/** GPUs that a serving revision may hold beyond what its service's cap counts. */
 export interface RevisionHolding extends PoolId {
   gpus: number;
-  /** What holds them, e.g. "service/llm revision llm-00001-abc (serving in another pool than its template)". */
+  /**
+   * What holds them, e.g. "service/llm revision llm-00001-abc (serving in another pool than its
+   * template)" or "service/llm revision llm-00002-xyz (tagged, outside the traffic split)".
+   */
   source: string;
 }
 
 /**
- * The serving revisions of a service that hold GPUs of another pool than its template's (or hold
- * GPUs while the template has none), each at its own max in its own pool: what observation counts
- * as unmanaged usage of that pool, and the write path's fresh reads count the same way
- * (reconcile/room.ts). A revision is an immutable snapshot with its own node selector, GPU limit
- * and zonal redundancy (google/cloud/run/v2/revision.proto), and Cloud Run's GPU quota counts the
- * GPUs of running instances, each instance those of its revision: a redeploy that changed the GPU
- * type or zonal redundancy, or removed the GPU, leaves the older revision's instances in the older
- * pool until the new revision is ready and takes the traffic, for good when traffic stays pinned
- * on it (`--no-traffic`) or split
- * (https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration).
+ * The serving revisions of a service that hold GPUs no cap of the service counts, each at its own
+ * max in its own pool: what observation counts as unmanaged usage of that pool, and the write
+ * path's fresh reads count the same way (reconcile/room.ts). Two kinds:
  *
- * Each such revision counts at its own max, or, when it sets none, at the most Cloud Run lets it
- * run in its pool (`unsetMaxFor` of that pool's quota, from `quotaOf`); one in the traffic split
- * at no more than the service-level max when that is set, which bounds "the total instance count
- * for the service in all revisions with specified traffic" (ServiceScaling.max_instance_count,
- * google/cloud/run/v2/vendor_settings.proto; a revision only tagged counts toward it "only if it's
- * part of the traffic split", https://cloud.google.com/run/docs/configuring/max-instances, so it
- * keeps its own). How those instances split between the two pools Google does not say: the
- * service is still counted in its template's pool as before, so each pool counts all it may
- * hold. Only revisions read (`gpu` present) count.
+ * - A revision that holds GPUs of another pool than its template's (or holds GPUs while the
+ *   template has none). A revision is an immutable snapshot with its own node selector, GPU limit
+ *   and zonal redundancy (google/cloud/run/v2/revision.proto), and Cloud Run's GPU quota counts
+ *   the GPUs of running instances, each instance those of its revision: a redeploy that changed
+ *   the GPU type or zonal redundancy, or removed the GPU, leaves the older revision's instances in
+ *   the older pool until the new revision is ready and takes the traffic, for good when traffic
+ *   stays pinned on it (`--no-traffic`) or split
+ *   (https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration). How its instances
+ *   split between the two pools Google does not say: the service is still counted in its
+ *   template's pool as before, so each pool counts all it may hold.
+ * - A revision outside the traffic split, only tagged (`gcloud run deploy --no-traffic --tag`), in
+ *   any pool, its template's too: "Tagged revisions are started, but only count toward the
+ *   service-level maximum instances if they are a part of a traffic split"
+ *   (https://cloud.google.com/run/docs/configuring/max-instances), so no service-level max the
+ *   governor writes bounds it, and the service's own cap leaves it out (`maxInForce` in pool.ts
+ *   sums only the revisions in the split).
+ *
+ * Each counts at its own max, or, when it sets none, at the most Cloud Run lets it run in its
+ * pool (`unsetMaxFor` of that pool's quota, from `quotaOf`); one in the traffic split at no more
+ * than the service-level max when that is set, which bounds "the total instance count for the
+ * service in all revisions with specified traffic" (ServiceScaling.max_instance_count,
+ * google/cloud/run/v2/vendor_settings.proto). Only revisions read (`gpu` present) count.
  */
 export function countedRevisions(
   s: ObservedService,
@@ -40,16 +49,18 @@ export function countedRevisions(
   for (const r of s.servingRevisions ?? []) {
     if (!r.gpu) continue;
     const pool = gpuPool({ project: s.project, region: s.region, gpu: r.gpu });
-    if (poolKey(pool) === own) continue;
+    if (r.inSplit && poolKey(pool) === own) continue;
     const itsMax =
       r.maxInstances !== undefined && r.maxInstances !== null && r.maxInstances > 0
         ? r.maxInstances
         : unsetMaxFor(quotaOf(pool), r.gpu.count);
     const serviceMax = s.serviceMaxInstances ?? 0;
     const max = r.inSplit && serviceMax > 0 ? Math.min(itsMax, serviceMax) : itsMax;
-    const why = s.gpu
-      ? 'serving in another pool than its template'
-      : 'serving with a GPU its template has not';
+    const why = !r.inSplit
+      ? 'tagged, outside the traffic split'
+      : s.gpu
+        ? 'serving in another pool than its template'
+        : 'serving with a GPU its template has not';
     out.push({
       ...pool,
       gpus: Math.min(max * r.gpu.count, MAX_QUOTA_GPUS),

@@ -14,6 +14,7 @@ import {
   poolKey,
   quotaFromPolicy,
   samePool,
+  splitRevisions,
   unsetMaxFor,
   type PoolId,
 } from '../core/pool.js';
@@ -485,7 +486,7 @@ export async function observe(
 function countsUnset(svc: ObservedService): boolean {
   const { level } = maxInForce(svc);
   if (level === 'default') return true;
-  return level === 'revisions' && (svc.servingRevisions ?? []).some((r) => r.maxInstances === null);
+  return level === 'revisions' && (splitRevisions(svc) ?? []).some((r) => r.maxInstances === null);
 }
 
 /** The serving revision's own max, which bounds what any service-level max can raise the cap to. */
@@ -496,19 +497,24 @@ function revisionMaxOf(svc: ObservedService): { revisionMaxInstances?: number } 
 
 /**
  * How the cap of a service whose latest revision does not serve was counted, for its reason:
- * the sum of its serving revisions' own max, or, when they could not be read, the unset max.
+ * the sum of the own max of its revisions in the traffic split, or, when they could not be read,
+ * the unset max.
  */
 function maxNoteOf(svc: ObservedService): { maxNote?: string } {
   if (svc.templateServes !== false) return {};
   const { max, level } = maxInForce(svc);
   const unset = svc.unsetMax;
   if (level === 'revisions') {
-    const parts = (svc.servingRevisions ?? []).map((r) =>
+    const parts = (splitRevisions(svc) ?? []).map((r) =>
       typeof r.maxInstances === 'number' && r.maxInstances > 0
         ? `${r.name} ${r.maxInstances}`
         : `${r.name} unset (${unset ?? 'quota ÷ GPUs per instance'})`,
     );
-    const head = "its latest revision does not serve: counted at its serving revisions' own max, ";
+    // A revision only tagged is counted apart, as unmanaged usage of its pool (countedRevisions).
+    const tagged = (svc.servingRevisions ?? []).some((r) => !r.inSplit);
+    const head = tagged
+      ? 'its latest revision does not serve: counted at the own max of its revisions in the traffic split (one only tagged is counted apart, as unmanaged usage of its pool), '
+      : "its latest revision does not serve: counted at its serving revisions' own max, ";
     return { maxNote: `${head}${sumWithin(parts, MAX_NOTE_CHARS - head.length, max)}` };
   }
   if (level !== 'default') return {};

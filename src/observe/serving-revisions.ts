@@ -137,7 +137,8 @@ export async function withServingRevisions(
  * its cap would read as fewer GPUs than it may hold, and a raise would take more of the pool than
  * the room it was given (the plan, the read before the raises and the one after them all count
  * it this way). The most is the safe side, as each pool counts all it may hold. Revisions of
- * other pools are counted in theirs (`countedRevisions`, core/revision-pools.ts).
+ * other pools are counted in theirs, and a revision only tagged, outside the traffic split, at its
+ * own GPUs apart from the service (`countedRevisions`, core/revision-pools.ts).
  */
 function widestGpu(
   s: ObservedService,
@@ -148,6 +149,7 @@ function widestGpu(
   let count = gpu.count;
   for (const r of revisions)
     if (
+      r.inSplit &&
       r.gpu &&
       r.gpu.accelerator === gpu.accelerator &&
       r.gpu.zonalRedundancy === gpu.zonalRedundancy

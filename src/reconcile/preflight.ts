@@ -243,7 +243,7 @@ async function checkRevisions(s: ObservedService, run: ObservePorts['run']): Pro
         throw e;
       }
     },
-    `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, and a serving revision's GPUs of another pool go uncounted)`,
+    `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, and the GPUs of a serving revision of another pool, or of a revision only tagged, go uncounted)`,
   );
 }
 

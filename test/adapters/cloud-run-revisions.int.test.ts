@@ -301,17 +301,27 @@ describe('observation', () => {
     expect(governed.servingRevisions?.map((r) => r.inSplit).sort()).toEqual([false, true]);
   });
 
-  it('counts a governed service at the service-level max its writes set, beside a tagged revision', async () => {
+  it('counts a governed service at the service-level max its writes set, and a tagged revision apart', async () => {
     // A tagged revision outside the split is not bounded by the service-level max (Google's "Set
-    // maximum instances"), but the governor can only write that max: counted in the service's
+    // maximum instances"), and the governor can only write that max: counted in the service's
     // cap, it would make every run plan the same decrease, write the max it already has, and
-    // leave the pool reading over budget. So it stays among what observation cannot see
-    // (docs/observing.md), covered by the pool's reserve.
+    // leave the pool reading over budget. So it is counted apart, at its own max, as unmanaged
+    // usage of its pool, which no write of the governor changes.
     const policy = policyOf(TAGGED);
     const o = await observe(policy, ports, emulator.now().getTime());
     expect(o.snapshot.services.map((s) => [s.name, s.maxInstances])).toEqual([['governed', 4]]);
+    expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
+      [
+        expect.stringMatching(
+          /^service\/governed revision governed-\S+ \(tagged, outside the traffic split\)$/,
+        ),
+        2,
+      ],
+    ]);
     const planned = plan(o.snapshot, policy, emulator.now().toISOString());
-    expect(planned.pools.map((p) => [p.status, p.capsBefore])).toEqual([['ok', 4]]);
+    expect(planned.pools.map((p) => [p.status, p.capsBefore, p.unmanagedGpus])).toEqual([
+      ['ok', 4, 2],
+    ]);
     expect(planned.changes.map((c) => c.from)).toEqual([4]);
     calls();
   });

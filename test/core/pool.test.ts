@@ -158,4 +158,28 @@ describe('the budget and the cap in force', () => {
       level: 'service',
     });
   });
+
+  it('leaves a revision only tagged out of the sum: it is counted apart, in its pool', () => {
+    const base = { serviceMaxInstances: null, revisionMaxInstances: 1, templateServes: false };
+    const canary = { maxInstances: 3, inSplit: false };
+    expect(maxInForce({ ...base, servingRevisions: [{ maxInstances: 2 }, canary] })).toEqual({
+      max: 2,
+      level: 'revisions',
+    });
+    // Tagged and in the split (a share of the traffic): in the sum, as before.
+    expect(
+      maxInForce({
+        ...base,
+        servingRevisions: [{ maxInstances: 2 }, { ...canary, inSplit: true }],
+      }),
+    ).toEqual({ max: 5, level: 'revisions' });
+    // Unread, even only tagged: the unset max, as before.
+    expect(
+      maxInForce({
+        ...base,
+        servingRevisions: [{ maxInstances: 2 }, { inSplit: false }],
+        unsetMax: 8,
+      }),
+    ).toEqual({ max: 8, level: 'default' });
+  });
 });

@@ -122,6 +122,40 @@ describe('withServingRevisions', () => {
   });
 });
 
+describe('withServingRevisions: GPUs an instance', () => {
+  it('counts the service at the most GPUs an instance of a revision in the split, not of one only tagged', async () => {
+    const L4 = { accelerator: 'nvidia-l4', zonalRedundancy: true };
+    const fail = () => Promise.reject(new Error('not used'));
+    const run: CloudRunPort = {
+      listRegions: fail,
+      listServices: fail,
+      getService: fail,
+      listWorkerPools: fail,
+      listRunningExecutions: fail,
+      updateMaxInstances: fail,
+      // The revision ending in -wide holds 2 GPUs an instance, the others the template's 1.
+      getRevisionMax: (_p, _r, _s, revision) =>
+        Promise.resolve({
+          maxInstances: 3,
+          gpu: { ...L4, count: revision.endsWith('-wide') ? 2 : 1 },
+        }),
+    };
+    const withWide = (inSplit: boolean): ObservedService => ({
+      ...pinned('svc'),
+      gpu: { ...L4, count: 1 },
+      servingRevisions: [
+        { name: 'svc-00001', inSplit: true },
+        { name: 'svc-00002-wide', inSplit },
+      ],
+    });
+    const [split] = await withServingRevisions(run, [withWide(true)], []);
+    expect(split?.gpu?.count).toBe(2);
+    // Only tagged, it is counted apart at its own 2 GPUs an instance (countedRevisions).
+    const [tagged] = await withServingRevisions(run, [withWide(false)], []);
+    expect(tagged?.gpu?.count).toBe(1);
+  });
+});
+
 /**
  * A port that answers each revision by its full name (its own max: the number in `maxOf`, 3
  * unless set), fails the reads `failing` names, and logs every call.

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { PlanPool } from '../../src/core/plan.js';
 import { needsServingRevisions, type ObservedService } from '../../src/core/service.js';
+import { effectiveMax } from '../../src/core/pool.js';
+import { countedRevisions } from '../../src/core/revision-pools.js';
 import { grownElsewhere, otherUsageOf } from '../../src/reconcile/room.js';
 import { observedService } from '../support/fixtures.js';
 
@@ -108,6 +110,56 @@ describe('serving revisions of another pool', () => {
     expect(otherUsageOf(pool(true), [bounded(true, 2)], [], [])).toBe(2);
     expect(otherUsageOf(pool(true), [bounded(true, null)], [], [])).toBe(8);
     expect(otherUsageOf(pool(true), [bounded(false, 2)], [], [])).toBe(8);
+  });
+});
+
+describe('a revision only tagged, outside the traffic split', () => {
+  /** L4 template and serving revision (own max 2), beside a tagged revision of `canary`'s GPU. */
+  const withCanary = (
+    canary: { maxInstances: number | null; gpu: ObservedService['gpu']; inSplit?: boolean },
+    serviceMaxInstances: number | null = null,
+  ) =>
+    observedService('svc', {
+      gpu: L4,
+      templateServes: false,
+      serviceMaxInstances,
+      servingRevisions: [
+        { name: 'svc-00001-abc', inSplit: true, maxInstances: 2, gpu: L4 },
+        { name: 'svc-00002-xyz', inSplit: false, ...canary },
+      ],
+    });
+
+  it("counts in its own pool, its template's too, at its own max whatever the service-level max", () => {
+    // Not bounded by the service-level max ("only count toward the service-level maximum
+    // instances if they are a part of a traffic split"): 3 beside a service-level max of 1.
+    expect(otherUsageOf(pool(true), [withCanary({ maxInstances: 3, gpu: L4 }, 1)], [], [])).toBe(3);
+    expect(otherUsageOf(pool(true), [withCanary({ maxInstances: 3, gpu: L4 })], [], [])).toBe(3);
+    // Without a max of its own: its pool's unset max, quota ÷ GPUs per instance.
+    expect(otherUsageOf(pool(true), [withCanary({ maxInstances: null, gpu: L4 })], [], [])).toBe(8);
+    // In another pool: there, not in the template's.
+    const moved = withCanary({ maxInstances: 3, gpu: NO_ZONAL });
+    expect(otherUsageOf(pool(false), [moved], [], [])).toBe(3);
+    expect(otherUsageOf(pool(true), [moved], [], [])).toBe(0);
+  });
+
+  it("is not also in the service's own cap, and one in the split is unchanged", () => {
+    expect(effectiveMax(withCanary({ maxInstances: 3, gpu: L4 }))).toBe(2);
+    const inSplit = withCanary({ maxInstances: 3, gpu: L4, inSplit: true });
+    expect(effectiveMax(inSplit)).toBe(5);
+    expect(otherUsageOf(pool(true), [inSplit], [], [])).toBe(0);
+  });
+
+  it('names the revision and why', () => {
+    expect(countedRevisions(withCanary({ maxInstances: 3, gpu: L4 }), () => 8)).toEqual([
+      {
+        project: 'p',
+        region: 'us-central1',
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+        gpus: 3,
+        source: 'service/svc revision svc-00002-xyz (tagged, outside the traffic split)',
+      },
+    ]);
   });
 });
 

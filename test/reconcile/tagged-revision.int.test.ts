@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/core/policy.js';
+import type { FleetInput } from '../../src/emulator/index.js';
+import { emulatorRuns } from '../support/emulator-runs.js';
+
+/**
+ * A canary: svc-a's serving revision (own max 2) takes all the traffic, and a revision deployed
+ * with `--no-traffic --tag canary` (own max 3) gets none. "Tagged revisions are started, but only
+ * count toward the service-level maximum instances if they are a part of a traffic split"
+ * (https://cloud.google.com/run/docs/configuring/max-instances): whatever service-level max the
+ * governor writes on svc-a, the canary may still run its own 3 instances. Through the emulator and
+ * Google's clients; svc-b wants the whole quota of 6.
+ */
+
+const PROJECT = 'tagged-project';
+const REGION = 'us-central1';
+const POOL = { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true };
+const QUOTA = 6;
+const CANARY = 3;
+
+const fleet: FleetInput = {
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 40,
+  idleMinutes: 0,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: QUOTA }],
+      services: [
+        {
+          name: 'svc-a',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 2,
+          demand: { constant: 1 },
+          noTrafficRevision: { maxInstances: CANARY, tag: 'canary' },
+        },
+        { name: 'svc-b', region: REGION, gpu: {}, maxInstances: 1, demand: { constant: QUOTA } },
+      ],
+    },
+  ],
+};
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 0, max: QUOTA, scaleDownDelay: '0s' },
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
+const runOn = emulatorRuns();
+
+describe('a service with a tagged revision outside the traffic split', () => {
+  it('has that revision counted in its pool: the caps and the canary stay within the quota, and runs write nothing again', async () => {
+    const { report, emulator, again } = await runOn(fleet, policy, { runId: 'tagged-0' });
+    const reports = [report];
+    for (let run = 1; run <= 4; run++) {
+      emulator.advance(5 * 60_000);
+      reports.push(await again(`tagged-${run}`));
+    }
+    const written = reports.map((r) =>
+      r.writes.filter((w) => w.cause === 'written').map((w) => `${w.name} ${w.from}→${w.written}`),
+    );
+    // What the pool's services may hold: their caps in force, and the canary's own max, which
+    // no service-level max bounds.
+    const caps = emulator.model.pool(POOL)?.capsGpus ?? 0;
+    // Counted in svc-a's cap (2 + 3) until its service-level max was written, then nowhere, the
+    // canary left room: svc-a was lowered to 1 and svc-b raised to 5, 6 GPUs of caps and 9 with
+    // the canary, on the quota of 6.
+    expect(caps + CANARY).toBeLessThanOrEqual(QUOTA);
+    expect(written[0]).toEqual(['svc-a 2→1', 'svc-b 1→2']);
+    const pool = report.plan?.pools[0];
+    expect(pool?.unmanaged).toEqual([
+      {
+        source: expect.stringMatching(
+          /^service[/ ]svc-a revision svc-a-\S+ \(tagged, outside the traffic split\)$/,
+        ),
+        gpus: CANARY,
+      },
+    ]);
+    // Its own cap is the revision in the split alone, and its reason says the canary is apart.
+    const a = report.plan?.services.find((s) => s.name === 'svc-a');
+    expect(a?.from).toBe(2);
+    expect(a?.reason).toContain('one only tagged is counted apart');
+    // Settled by the first run: the later ones write nothing.
+    expect(written.slice(1).flat()).toEqual([]);
+    expect(emulator.violations().violations).toEqual([]);
+  }, 60_000);
+
+  it("is counted on the read before the raises, when another writer raises the service's max meanwhile", async () => {
+    let lowered = false;
+    let edited = false;
+    const { report, emulator } = await runOn(fleet, policy, {
+      runId: 'tagged-edit',
+      emulator: { operationDelayMs: 20 },
+      faults: ({ method, request }, emulator) => {
+        if (edited) return undefined;
+        const name = (request as { service?: { name?: string } }).service?.name ?? '';
+        if (!lowered) {
+          lowered = method.endsWith('/UpdateService') && name.endsWith('/services/svc-a');
+          return undefined;
+        }
+        // The first call after the governor's lowering of svc-a: another writer sets its
+        // service-level max to 3, which bounds its serving revision and not the canary.
+        edited = true;
+        emulator.edit({ service: 'svc-a', maxInstances: 3 });
+        return undefined;
+      },
+    });
+    expect(edited).toBe(true);
+    // svc-a's 3 and the canary's 3 fill the quota: svc-b's raise has no room, and is not sent.
+    const b = report.writes.find((w) => w.name === 'svc-b');
+    expect(b?.from).toBe(1);
+    expect(b?.written ?? null).toBeNull();
+    expect(emulator.model.listServices().find((s) => s.name === 'svc-b')?.maxInstances).toBe(1);
+  }, 60_000);
+});
