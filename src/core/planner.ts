@@ -430,14 +430,20 @@ function toGoverned(
   // (snapshot.ts revisionMaxInstances), and only a deploy changes it: planned above it, the room
   // would go to a cap the service cannot reach while others are refused, and every run would write
   // the same raise again with the cap in force unmoved (rule 7). So it is the ceiling, and a floor
-  // above it yields to it; not where the service's own min instances are above it, since Cloud
-  // Run takes no service-level max below them (left as before: the audit's revision-max-override).
+  // above it yields to it. Where the service's own min instances are above it, Cloud Run takes no
+  // service-level max below them, and any it takes leaves the cap in force at the revision's max:
+  // no write moves that cap, so the service is left as it is, counted at its cap (unwritable).
   const revisionMax = svc.revisionMaxInstances;
-  const byRevision =
-    !unwritable &&
-    revisionMax !== undefined &&
-    revisionMax < ceiling &&
-    svc.minInstances <= revisionMax;
+  if (!unwritable && revisionMax !== undefined && svc.minInstances > revisionMax) {
+    floorAboveCeiling = {
+      floor,
+      ceiling: revisionMax,
+      wins: 'revision',
+      minInstances: svc.minInstances,
+    };
+    unwritable = true;
+  }
+  const byRevision = !unwritable && revisionMax !== undefined && revisionMax < ceiling;
   if (byRevision) {
     ceiling = revisionMax;
     if (floor > ceiling) {

@@ -33,7 +33,7 @@ const Basis = z
     z
       .strictObject({ kind: z.literal('unwritable') })
       .describe(
-        'Cloud Run accepts no max instances for it: its min instances need more GPUs than the quota (see floorAboveCeiling), and a max must be at least the min and within the quota. Left as it is, counted at its cap.',
+        "Cloud Run accepts no max instances for it: its min instances need more GPUs than the quota (see floorAboveCeiling), and a max must be at least the min and within the quota; or its min instances are above its serving revision's own max, so no max Cloud Run accepts moves the cap in force (floorAboveCeiling wins revision). Left as it is, counted at its cap.",
       ),
     z
       .strictObject({
@@ -130,9 +130,11 @@ export const PlanWhy = z
           .enum(['quota', 'neither', 'revision'])
           .optional()
           .describe(
-            "Absent: the ceiling is the policy's max, and the floor wins. quota: the ceiling is the quota ÷ GPUs per instance, the most Cloud Run accepts, so the floor yields to it. neither: the service's own min instances are above that too, so Cloud Run accepts no max for it (basis unwritable). revision: the ceiling is the serving revision's own max, which bounds the cap in force whatever service-level max is written, so the floor yields to it.",
+            "Absent: the ceiling is the policy's max, and the floor wins. quota: the ceiling is the quota ÷ GPUs per instance, the most Cloud Run accepts, so the floor yields to it. neither: the service's own min instances are above that too, so Cloud Run accepts no max for it (basis unwritable). revision: the ceiling is the serving revision's own max, which bounds the cap in force whatever service-level max is written, so the floor yields to it; with minInstances, the service's own min instances are above that max, so no max Cloud Run accepts moves the cap in force (basis unwritable).",
           ),
-        minInstances: Count.optional().describe('With `neither`: its min instances.'),
+        minInstances: Count.optional().describe(
+          "With `neither`, or `revision` when they are above the revision's max: its min instances.",
+        ),
       })
       .optional()
       .describe('The floor is above the ceiling.'),
@@ -362,7 +364,9 @@ export function renderReason(why: PlanWhy): string {
             ? 'the quota holds no instance of it: Cloud Run refuses any max instances for it'
             : `its min instances (${minInstances ?? floor}) are above ${ceiling}, the most Cloud Run accepts within the quota: Cloud Run refuses any max instances for it`
           : wins === 'revision'
-            ? `floor ${floor} is above ${ceiling}, its serving revision's own max, which no service-level max can raise (a deploy sets it): the revision's max wins`
+            ? minInstances !== undefined
+              ? `its min instances (${minInstances}) are above ${ceiling}, its serving revision's own max: Cloud Run takes no service-level max below them, and any it takes leaves the cap in force at ${ceiling} (a deploy sets it)`
+              : `floor ${floor} is above ${ceiling}, its serving revision's own max, which no service-level max can raise (a deploy sets it): the revision's max wins`
             : `floor ${floor} is above ceiling ${ceiling}: the floor wins`,
     );
   }
@@ -376,7 +380,9 @@ export function renderReason(why: PlanWhy): string {
     );
   }
   // Where the quota holds no instance of it, no min instances would make it writable.
-  clauses.push(basisText(why.basis, why.floorAboveCeiling?.ceiling === 0));
+  clauses.push(
+    basisText(why.basis, why.floorAboveCeiling?.ceiling === 0, why.floorAboveCeiling?.wins),
+  );
   if (why.futureStamps) {
     const { lastChangedAt, lastLoweredAt } = why.futureStamps;
     const stamps = [
@@ -545,7 +551,11 @@ function boundText(
   }
 }
 
-function basisText(b: Basis, noInstance: boolean): string {
+function basisText(
+  b: Basis,
+  noInstance: boolean,
+  wins: NonNullable<PlanWhy['floorAboveCeiling']>['wins'],
+): string {
   switch (b.kind) {
     case 'unmanaged':
       return b.rule === null
@@ -554,7 +564,9 @@ function basisText(b: Basis, noInstance: boolean): string {
     case 'deploying':
       return 'deploying (reconciling): left as it is, counted at its cap';
     case 'unwritable':
-      return `left as it is, counted at its cap (raise the quota${noInstance ? '' : ' or lower its min instances'})`;
+      return wins === 'revision'
+        ? 'left as it is, counted at its cap (lower its min instances, or deploy a revision whose max is not below them)'
+        : `left as it is, counted at its cap (raise the quota${noInstance ? '' : ' or lower its min instances'})`;
     case 'usage-unknown': {
       const held =
         b.bound === 'floor'

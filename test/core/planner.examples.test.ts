@@ -391,14 +391,26 @@ describe('rule 2: floors and ceilings', () => {
     expect(reason(floored, 'chat')).toContain("the revision's max wins");
     expect(floored.changes).toEqual([]);
     // Its own min instances above the revision's max: Cloud Run takes no service-level max
-    // below them, so the revision's max does not bound the plan (left as before).
+    // below them, and any it takes leaves the cap in force at the revision's max. No write moves
+    // that cap, so none is planned (a raise would be written again every run, its room unused).
     const pinned = plan(
       snap(12, [svc('chat', 2, idle, { revisionMaxInstances: 2, minInstances: 3 })]),
       policy(),
       AT,
     );
-    expect(pinned.services[0]?.why.floorAboveCeiling).toBeUndefined();
-    expect(pinned.services[0]).toMatchObject({ floor: 3 });
+    expect(pinned.services[0]).toMatchObject({ from: 2, to: 2 });
+    expect(pinned.services[0]?.why.basis).toEqual({ kind: 'unwritable' });
+    expect(pinned.services[0]?.why.floorAboveCeiling).toEqual({
+      floor: 3,
+      ceiling: 2,
+      wins: 'revision',
+      minInstances: 3,
+    });
+    expect(reason(pinned, 'chat')).toContain(
+      "its min instances (3) are above 2, its serving revision's own max",
+    );
+    expect(reason(pinned, 'chat')).not.toContain('raise the quota');
+    expect(pinned.changes).toEqual([]);
   });
 });
 
