@@ -1065,7 +1065,12 @@ async function compensate(
  * unchanged since that read (https://google.aip.dev/154), so it changes no cap (the raise has not
  * landed: `fenced`), and its new etag has the raise refused should it arrive later; a raise that
  * did land has changed the etag, so the write is refused instead (`conflict`) and the raise
- * stands, as unverified as the pool (its alert).
+ * stands, as unverified as the pool (its alert). Whether Cloud Run itself refuses a stale etag its
+ * reference does not say (adapters/cloud-run.ts updateMaxInstances, which reads first for that),
+ * and the read the raise was sent against is older than the raise: so the service is read again
+ * first, and one whose etag or max changed since is not written (the raise landed, or another
+ * writer changed it; either way it can no longer land); only where that read fails too is the
+ * write sent on the old read's etag alone.
  */
 async function fenceUnread(
   raises: readonly Raise[],
@@ -1083,7 +1088,7 @@ async function fenceUnread(
   if (open.length === 0) return [];
   opts.log.log(
     'WARNING',
-    `${open.length} raise(s) got no answer and the pool could not be read again after them: writing them back to the max they had, with the etag each was sent with, so that none can land later (the next run decides again)`,
+    `${open.length} raise(s) got no answer and the pool could not be read again after them: writing back to the max it had each one its service shows unchanged since it was sent (or that cannot be read), with the etag it was sent with, so that none can land later (the next run decides again)`,
   );
   return Promise.all(
     open.map((r) =>
@@ -1096,15 +1101,25 @@ async function fenceUnread(
           etag: r.sentOn.etag,
           reason,
         };
+        const { project, region, name } = r.change;
+        const now = await beforeDeadline(
+          () => opts.run.getService(project, region, name),
+          opts,
+          `reading ${name}`,
+        ).catch(() => null);
+        if (now !== null && !mayStillApply(r, now)) {
+          r.settled = true;
+          return null;
+        }
         // As lowering back: it takes its slot now, never waiting for the write quota.
         opts.pacer.take(regionKey(c));
-        const result = await write(c, r.change.from, r.sentOn, opts);
+        const result = await write(c, r.change.from, now ?? r.sentOn, opts);
         if (result.outcome !== 'written') return result;
         r.settled = true;
         return { ...result, cause: 'fenced' as const };
       }, true),
     ),
-  );
+  ).then((results) => results.filter((w): w is WriteResult => w !== null));
 }
 
 /**

@@ -73,9 +73,11 @@ let release: () => void = () => {};
 /**
  * `fill`: another writer fills the pool in the round trip of svc-a's raise. `blind`: from svc-a's
  * raise on, the region's services cannot be listed (the read that verifies the raise fails).
+ * `meddle` (with `blind`): the raise lands before that read, and another writer then changes svc-a.
  */
-async function start(fill: boolean, blind = false): Promise<void> {
+async function start(fill: boolean, blind = false, meddle = false): Promise<void> {
   let held = false;
+  let meddled = false;
   const gate = new Promise<void>((resolve) => (release = resolve));
   emulator = await startEmulator({
     fleet,
@@ -84,8 +86,17 @@ async function start(fill: boolean, blind = false): Promise<void> {
     invariants: { unmanaged: [{ name: 'ext-render' }] },
     faults: async ({ method, request }) => {
       const name = (request as { service?: { name?: string } }).service?.name ?? '';
-      if (blind && held && method.endsWith('/ListServices'))
+      if (blind && held && method.endsWith('/ListServices')) {
+        if (meddle && !meddled) {
+          // Before the read that verifies it fails: the raise lands, then another writer
+          // changes svc-a (to 2, a new etag).
+          meddled = true;
+          release();
+          await waitUntil('the raise to land', heldAnswer, (code) => code !== 'PENDING');
+          emulator.edit({ service: 'svc-a', maxInstances: 2 });
+        }
         return new RpcError(status.UNAVAILABLE, 'injected: the services cannot be listed');
+      }
       if (held || !method.endsWith('/UpdateService') || !name.endsWith('/services/svc-a'))
         return undefined;
       held = true;
@@ -232,5 +243,26 @@ describe('act: a raise Cloud Run takes only after the read that verifies it', ()
     expect(poolCaps()).toBeLessThanOrEqual(QUOTA);
     emulator.judgeRaces();
     expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('is not written back over another writer once it has landed, when the read after it fails', async () => {
+    await start(false, true, true);
+    const report = await run();
+    expect(heldAnswer()).toBe('OK');
+    // The fence is sent with the etag of the read the raise was decided on, which no longer holds:
+    // whether Cloud Run refuses a stale etag its reference does not say (AIP-154 says it should),
+    // so the service is read again first, as every write is, and nothing is sent over the change.
+    const stale = emulator
+      .calls()
+      .filter(
+        (c) =>
+          c.method.endsWith('/UpdateService') &&
+          JSON.stringify(c.request).includes('/services/svc-a') &&
+          c.code !== 'OK',
+      );
+    expect(stale).toEqual([]);
+    expect(report.writes.filter((w) => w.cause === 'fenced')).toEqual([]);
+    expect(emulator.state().services.find((s) => s.name === 'svc-a')?.maxInstances).toBe(2);
+    expect(report.alerts.some((a) => a.details.reason === 'unverified')).toBe(true);
   });
 });
