@@ -949,21 +949,27 @@ async function compensate(
     from: number;
     unanswered: boolean;
   };
-  /** The raises to lower back next, the last planned first, until `over` is spent. */
-  const tried = new Set<Raise>();
+  /**
+   * The raises to lower back next, the last planned first, until `over` is spent. A raise already
+   * lowered back is done (`null`), but for one lowered only in part: it may come down further,
+   * from the service as that write left it (its new etag), should a lowering of another not land.
+   */
+  const tried = new Map<Raise, ObservedService | null>();
   const next = (): Lowering[] => {
     const plans: Lowering[] = [];
     for (const r of [...raises].reverse()) {
-      if (tried.has(r) || (over <= 0 && !pending.has(r))) continue;
-      const svc = byName.get(r.change.name);
+      const lowered = tried.get(r);
+      if (lowered === null) continue;
+      if (over <= 0 && (lowered !== undefined || !pending.has(r))) continue;
+      const svc = lowered ?? byName.get(r.change.name);
       if (!svc || r.to === null || svc.reconciling) continue;
-      const unanswered = pending.has(r);
+      const unanswered = lowered === undefined && pending.has(r);
       // This run's raise stands while the service-level max is what it wrote. The cap in force may
       // be lower: the serving revision's own max, when lower, holds it ("the lower of the two",
       // core/pool.ts maxInForce; https://cloud.google.com/run/docs/configuring/max-instances). The
       // planner plans no cap above the revision's max it read, but a deploy in the round trip may
       // have lowered it. Such a raise landed up to that max, and is still this run's to lower back.
-      if (svc.serviceMaxInstances !== r.to && !unanswered) continue;
+      if (lowered === undefined && svc.serviceMaxInstances !== r.to && !unanswered) continue;
       const g = instanceGpus(svc);
       // What it holds now (or, unanswered, may hold once it lands).
       const held = unanswered ? r.to : effectiveMax(svc);
@@ -977,7 +983,7 @@ async function compensate(
       const to = unanswered ? r.change.from : Math.max(r.change.from, held - Math.ceil(over / g));
       if (to >= held) continue;
       over -= (held - to) * g;
-      tried.add(r);
+      tried.set(r, null);
       plans.push({ raise: r, change: r.change, svc, to, from: held, unanswered });
     }
     return plans;
@@ -1000,7 +1006,10 @@ async function compensate(
           const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
           // Lowering back must not wait for the write quota: it takes a slot now.
           opts.pacer.take(regionKey(c));
-          const result = await write(c, to, svc, opts);
+          // Lowered in part, it may come down further from where this write leaves it.
+          const result = await write(c, to, svc, opts, '', opts.deadline, (after) => {
+            if (to > change.from) tried.set(raise, after);
+          });
           if (result.outcome !== 'written') return result;
           raise.settled = true;
           return { ...result, cause: room < 0 ? ('compensated' as const) : ('fenced' as const) };
@@ -1200,6 +1209,7 @@ async function write(
   opts: Acting,
   note = '',
   resendUntil = opts.deadline,
+  onWritten?: (after: ObservedService) => void,
 ): Promise<WriteResult> {
   // At the deadline itself no call starts (beforeDeadline refuses it at once): a write not sent
   // then is late, not one that may have applied.
@@ -1228,7 +1238,7 @@ async function write(
   const stop = setTimeout(() => giveUp.abort(), Math.max(0, resendUntil - started));
   stop.unref();
   try {
-    await beforeDeadline(
+    const after = await beforeDeadline(
       () =>
         opts.run.updateMaxInstances({
           project: c.project,
@@ -1243,6 +1253,7 @@ async function write(
       opts,
       `writing ${c.name}`,
     );
+    onWritten?.(after);
   } catch (e) {
     return writeFailed(c, to, svc, e, opts);
   } finally {

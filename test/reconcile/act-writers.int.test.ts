@@ -505,3 +505,32 @@ describe('act: a lowering back that fails', () => {
     expect(report.alerts.filter((a) => a.type === 'pool.over-budget')).toEqual([]);
   });
 });
+
+describe('act: a lowering back that fails, where the raise before it was lowered only in part', () => {
+  it('that raise comes down further in its place: the pool ends within quota', async () => {
+    await start();
+    // The read after the raises finds the pool 4 over: the last planned raises come back whole,
+    // the first only in part. The first lowering back sent is refused, nothing of it applied.
+    let lists = 0;
+    let refused = '';
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 3) {
+        const ext = emulator.state().services.find((s) => s.name === 'ext-render');
+        if (ext) emulator.edit({ service: 'ext-render', maxInstances: ext.maxInstances + 4 });
+      }
+      if (lists >= 3 && name === 'UpdateService' && refused === '') {
+        refused = name;
+        return new RpcError(status.FAILED_PRECONDITION, 'injected: another operation is in flight');
+      }
+      return undefined;
+    };
+    const report = await run();
+    expect(refused).not.toBe('');
+    expect(report.writes.some((w) => w.cause === 'failed' && w.from > w.planned)).toBe(true);
+    // A raise this run lowered in part, lowered again from what it wrote: the pool fits.
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    expect(report.alerts.filter((a) => a.type === 'pool.over-budget')).toEqual([]);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
