@@ -380,6 +380,19 @@ export const FleetWorkerPool = z.strictObject({
   labels: StringMap.default({}),
   gpu: Gpu.optional(),
   manualInstanceCount: Count.max(1000).default(1),
+  previousRevision: z
+    .strictObject({
+      gpu: Gpu.nullable()
+        .optional()
+        .describe(
+          "The older revision's GPU, when the deploy after it changed the pool's (another type or zonal redundancy; null: it has none); absent: the pool's.",
+        ),
+      percent: z.number().int().min(1).max(99).describe('Its share of the instances.'),
+    })
+    .optional()
+    .describe(
+      'An instance split: an older revision keeps this share of the instances by name, the latest revision (also by name) the rest; of manualInstanceCount the older one runs the share rounded up.',
+    ),
 });
 export type FleetWorkerPool = z.infer<typeof FleetWorkerPool>;
 

@@ -161,6 +161,51 @@ export interface WorkerPoolState {
   readonly createTime: number;
 }
 
+/** One revision of a worker pool that holds instances, as the emulator models it. */
+export interface WorkerPoolRevision {
+  /** Short name. */
+  readonly name: string;
+  /** Its own GPU (absent: none). */
+  readonly gpu: Gpu | undefined;
+  /** Its share of the instance split. */
+  readonly percent: number;
+  /** The instances it runs of the pool's `manual_instance_count`. */
+  readonly instances: number;
+}
+
+/**
+ * The revisions of a worker pool that hold its instances: the latest one, and with an instance
+ * split (`previousRevision`) an older one before it, with its own GPU. A worker pool's
+ * `manual_instance_count` is "the total number of instances in manual scaling mode"
+ * (WorkerPoolScaling, google/cloud/run/v2/vendor_settings.proto); how Cloud Run divides them
+ * between the revisions of a split Google does not say
+ * (https://cloud.google.com/run/docs/managing/workerpool-instance-splits-rollbacks), so the
+ * emulator gives the older revision its share rounded up and the latest the rest.
+ */
+export function workerPoolRevisions(
+  w: Pick<WorkerPoolState, 'name' | 'spec'>,
+): WorkerPoolRevision[] {
+  const { gpu, manualInstanceCount, previousRevision } = w.spec;
+  const name = (index: number) => revisionName({ name: w.name, revisionIndex: index });
+  if (!previousRevision)
+    return [{ name: name(1), gpu, percent: 100, instances: manualInstanceCount }];
+  const older = Math.ceil((manualInstanceCount * previousRevision.percent) / 100);
+  return [
+    {
+      name: name(1),
+      gpu: previousRevision.gpu === undefined ? gpu : (previousRevision.gpu ?? undefined),
+      percent: previousRevision.percent,
+      instances: older,
+    },
+    {
+      name: name(2),
+      gpu,
+      percent: 100 - previousRevision.percent,
+      instances: manualInstanceCount - older,
+    },
+  ];
+}
+
 export interface JobState {
   readonly project: string;
   readonly region: string;
@@ -1007,13 +1052,13 @@ export class FleetModel {
   }
 
   private workerPoolGpus(k: PoolKey & { region: string }): number {
-    return this.listWorkerPools(k.project)
-      .filter(
-        (w) =>
-          w.spec.gpu !== undefined &&
-          samePool({ project: w.project, region: w.region, ...w.spec.gpu }, k),
-      )
-      .reduce((sum, w) => sum + w.spec.manualInstanceCount * (w.spec.gpu?.count ?? 0), 0);
+    // Each revision's instances hold its own GPU, in its own pool.
+    let gpus = 0;
+    for (const w of this.listWorkerPools(k.project))
+      for (const r of workerPoolRevisions(w))
+        if (r.gpu !== undefined && samePool({ project: w.project, region: w.region, ...r.gpu }, k))
+          gpus += r.instances * r.gpu.count;
+    return gpus;
   }
 
   /** GPUs held at `t` by the running tasks of the pool's job executions. */

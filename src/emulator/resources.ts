@@ -11,6 +11,8 @@ import {
   type JobState,
   type ServiceState,
   type WorkerPoolState,
+  workerPoolRevisions,
+  type WorkerPoolRevision,
 } from './model.js';
 import { timestamp, type Message } from './rpc.js';
 
@@ -323,12 +325,11 @@ export function serviceResource(
   };
 }
 
-export function workerPoolResource(w: WorkerPoolState): Message {
-  const name = workerPoolResourceName(w);
-  const gpu = w.spec.gpu;
+/** A worker pool revision's template: its containers and its own GPU. */
+function workerPoolTemplate(w: WorkerPoolState, gpu: Gpu | undefined): Message {
   const limits: Record<string, string> = { cpu: gpu ? '8' : '1', memory: gpu ? '32Gi' : '512Mi' };
   if (gpu) limits['nvidia.com/gpu'] = String(gpu.count);
-  const template: Message = {
+  return {
     containers: [
       {
         name: w.name,
@@ -336,11 +337,27 @@ export function workerPoolResource(w: WorkerPoolState): Message {
         resources: { limits },
       },
     ],
+    ...gpuFields(gpu),
   };
-  if (gpu) {
-    template['node_selector'] = { accelerator: gpu.accelerator };
-    template['gpu_zonal_redundancy_disabled'] = !gpu.zonalRedundancy;
-  }
+}
+
+const SPLIT_LATEST = 'INSTANCE_SPLIT_ALLOCATION_TYPE_LATEST';
+const SPLIT_REVISION = 'INSTANCE_SPLIT_ALLOCATION_TYPE_REVISION';
+
+/**
+ * A worker pool as ListWorkerPools answers it. Its instances go to the latest ready revision
+ * (`instance_splits` empty or LATEST: "defaults to 100% instances assigned to the latest `Ready`
+ * Revision", google/cloud/run/v2/worker_pool.proto), or with an instance split to an older
+ * revision and the latest, each by name (`instance_split_statuses` says the same).
+ */
+export function workerPoolResource(w: WorkerPoolState): Message {
+  const name = workerPoolResourceName(w);
+  const revisions = workerPoolRevisions(w);
+  const latest = revisions[revisions.length - 1]?.name ?? '';
+  const split: Message[] =
+    revisions.length > 1
+      ? revisions.map((r) => ({ type: SPLIT_REVISION, revision: r.name, percent: r.percent }))
+      : [{ type: SPLIT_LATEST, percent: 100 }];
   return {
     name,
     uid: uid(name),
@@ -349,7 +366,8 @@ export function workerPoolResource(w: WorkerPoolState): Message {
     create_time: timestamp(w.createTime),
     update_time: timestamp(w.createTime),
     launch_stage: 'GA',
-    template,
+    template: workerPoolTemplate(w, w.spec.gpu),
+    instance_splits: split,
     scaling: { manual_instance_count: w.spec.manualInstanceCount },
     observed_generation: '1',
     terminal_condition: {
@@ -357,8 +375,38 @@ export function workerPoolResource(w: WorkerPoolState): Message {
       state: 'CONDITION_SUCCEEDED',
       last_transition_time: timestamp(w.createTime),
     },
+    latest_ready_revision: `${name}/revisions/${latest}`,
+    latest_created_revision: `${name}/revisions/${latest}`,
+    instance_split_statuses: split.map((t) =>
+      t['type'] === SPLIT_LATEST ? { type: SPLIT_REVISION, revision: latest, percent: 100 } : t,
+    ),
     reconciling: false,
     etag: `"${Buffer.from(`${name}#1`).toString('base64url').slice(-16)}"`,
+  };
+}
+
+/**
+ * A worker pool revision as `GetRevision` answers it: its name, its worker pool, its own GPU
+ * (node selector, containers' limits, zonal redundancy), ready.
+ */
+export function workerPoolRevisionResource(w: WorkerPoolState, r: WorkerPoolRevision): Message {
+  const pool = workerPoolResourceName(w);
+  const name = `${pool}/revisions/${r.name}`;
+  return {
+    ...workerPoolTemplate(w, r.gpu),
+    name,
+    uid: uid(name),
+    generation: '1',
+    conditions: [
+      {
+        type: 'Ready',
+        state: 'CONDITION_SUCCEEDED',
+        last_transition_time: timestamp(w.createTime),
+      },
+    ],
+    reconciling: false,
+    observed_generation: '1',
+    etag: `"${uid(name).slice(0, 8)}"`,
   };
 }
 

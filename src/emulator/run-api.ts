@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { answerOf, type EmulatorContext, type WriteRecord } from './context.js';
 import { annotationsFault, fleetRegions, isReservedAnnotation } from './fleet.js';
-import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
+import {
+  effectiveMax,
+  gpusPerInstance,
+  jobExecutions,
+  workerPoolRevisions,
+  type ServiceKey,
+} from './model.js';
 import { testServicePermissions } from './iam.js';
 import {
   camelToSnake,
@@ -21,6 +27,7 @@ import {
   serviceRevisions,
   serviceResource,
   workerPoolResource,
+  workerPoolRevisionResource,
 } from './resources.js';
 import {
   bool,
@@ -451,12 +458,14 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
 }
 
 const REVISION_NAME =
-  /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)\/revisions\/([^/]+)$/;
+  /^projects\/([^/]+)\/locations\/([^/]+)\/(services|workerPools)\/([^/]+)\/revisions\/([^/]+)$/;
 
 /**
  * `Revisions.GetRevision` (google/cloud/run/v2/revision.proto): name
- * `projects/P/locations/L/services/S/revisions/R`; `run.revisions.get` (iam.ts); NOT_FOUND for a
- * revision the emulator does not model or another writer deleted. The revision carries its own
+ * `projects/P/locations/L/services/S/revisions/R`, or `projects/P/locations/L/workerPools/W/revisions/R`
+ * (the rpc's other HTTP binding, a worker pool's revision);
+ * `run.revisions.get` (iam.ts); NOT_FOUND for a revision the emulator does not model or another
+ * writer deleted. The revision carries its own GPU, and a service's its own
  * `scaling.max_instance_count` and whether it is ready.
  */
 export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
@@ -466,19 +475,28 @@ export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
       const m = REVISION_NAME.exec(name);
       if (!m)
         throw invalid(
-          `name must look like projects/{project}/locations/{location}/services/{service}/revisions/{revision}, got "${shown(name)}"`,
+          `name must look like projects/{project}/locations/{location}/services/{service}/revisions/{revision} or projects/{project}/locations/{location}/workerPools/{worker_pool}/revisions/{revision}, got "${shown(name)}"`,
         );
-      const [, project = '', region = '', service = '', revision = ''] = m;
+      const [, project = '', region = '', kind = '', parent = '', revision = ''] = m;
+      const pool = kind === 'workerPools';
       checkSegment('project', 'the project of name', project);
       checkSegment('id', 'the location of name', region);
-      checkSegment('service', 'the service id of name', service);
+      checkSegment('service', `the ${pool ? 'worker pool' : 'service'} id of name`, parent);
       // A revision id no revision can have is malformed, not missing: INVALID_ARGUMENT, before
       // anything is looked up (AIP-122 resource ids, https://google.aip.dev/122; Google documents
       // no rule of its own for revision ids, so the emulator's general id rule holds).
       checkSegment('id', 'the revision id of name', revision);
       requireFleetProject(ctx.model.fleet.projects, project, 'run.revisions.get', name);
       const fleetAnswer = () => {
-        const s = ctx.model.getService({ project, region, name: service });
+        if (pool) {
+          const w = ctx.model
+            .listWorkerPools(project)
+            .find((x) => x.region === region && x.name === parent);
+          const found = w ? workerPoolRevisions(w).find((r) => r.name === revision) : undefined;
+          if (!w || !found) throw notFound(`Resource '${shown(name)}' was not found`);
+          return workerPoolRevisionResource(w, found);
+        }
+        const s = ctx.model.getService({ project, region, name: parent });
         const found = s ? serviceRevisions(s).find((r) => r.name === revision) : undefined;
         if (!s || !found) throw notFound(`Resource '${shown(name)}' was not found`);
         return revisionResource(s, found);
