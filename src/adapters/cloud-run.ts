@@ -213,14 +213,16 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 
     /**
      * `Revisions.GetRevision` (google/cloud/run/v2/revision.proto), name
-     * `projects/P/locations/L/services/S/revisions/R`; needs `run.revisions.get`
+     * `projects/P/locations/L/services/S/revisions/R`, or a worker pool's
+     * `projects/P/locations/L/workerPools/W/revisions/R` (the rpc's other HTTP binding); needs
+     * `run.revisions.get`
      * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get).
      * The revision's own `scaling.max_instance_count`, 0 meaning unset (null), and its own GPU: a
      * Revision carries its own `node_selector`, `containers` and `gpu_zonal_redundancy_disabled`
      * (google/cloud/run/v2/revision.proto), which a later deploy may have changed in the template.
      */
-    async getRevisionMax(project, region, service, revision) {
-      const name = `${parentOf(project, region)}/services/${segment('name', service)}/revisions/${segment('revision', revision)}`;
+    async getRevisionMax(project, region, service, revision, kind = 'services') {
+      const name = `${parentOf(project, region)}/${kind}/${segment('name', service)}/revisions/${segment('revision', revision)}`;
       const [found] = await read(() => revisions.getRevision({ name }, reads)).catch(
         (error: unknown) => Promise.reject(translateGrpcError(error, `getting revision ${name}`)),
       );
@@ -230,7 +232,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
           found.name ?? '',
           project,
           region,
-          `services/${service}/revisions/${revision}`,
+          `${kind}/${service}/revisions/${revision}`,
           /^$/,
         )
       ) {
@@ -478,9 +480,7 @@ function toObservedService(service: Service, project: string, region: string): O
     annotations: { ...service.annotations },
     serviceMaxInstances: setOrNull(scaling.maxInstanceCount),
     revisionMaxInstances: setOrNull(template.scaling?.maxInstanceCount),
-    ...(templateServes(service)
-      ? {}
-      : { templateServes: false, servingRevisions: servingRevisionsOf(service) }),
+    ...revisionsOf(routingOfService(service)),
     serviceMinInstances: setOrNull(scaling.minInstanceCount),
     revisionMinInstances: setOrNull(template.scaling?.minInstanceCount),
     scalingMode,
@@ -499,72 +499,131 @@ function toObservedService(service: Service, project: string, region: string): O
 }
 
 /**
- * Where a service's traffic goes: `traffic_statuses` (the observed routing), else `traffic`, which
- * "If traffic is empty or not provided, defaults to 100% traffic to the latest `Ready` Revision"
- * (google/cloud/run/v2/service.proto). Only targets that take a share or carry a tag (tagged
- * revisions "are started", https://cloud.google.com/run/docs/configuring/max-instances), each
- * with the revision it names, a LATEST target naming the latest READY revision
- * (traffic_target.proto): '' when the service names none.
+ * Where the instances of a service or a worker pool go: the targets of its traffic or instance
+ * split as observed (`traffic_statuses`, `instance_split_statuses`), else as asked (`traffic`,
+ * `instance_splits`), and its latest created and latest ready revisions.
  */
-function trafficTargets(service: Service): { revision: string; latest: boolean; share: boolean }[] {
+interface Routing {
+  targets: readonly {
+    revision?: string | null;
+    percent?: number | null;
+    tag?: string | null;
+    /** A LATEST target: the latest ready revision. */
+    latest: boolean;
+  }[];
+  latestReadyRevision?: string | null;
+  latestCreatedRevision?: string | null;
+}
+
+/**
+ * A service's traffic: `traffic_statuses` (the observed routing), else `traffic`, which "If
+ * traffic is empty or not provided, defaults to 100% traffic to the latest `Ready` Revision"
+ * (google/cloud/run/v2/service.proto).
+ */
+function routingOfService(service: Service): Routing {
   const statuses = service.trafficStatuses ?? [];
   const targets = statuses.length > 0 ? statuses : (service.traffic ?? []);
-  const ready = lastSegment(service.latestReadyRevision ?? '');
-  return targets
+  return {
+    // The enum arrives by name from the library, by number from a raw decode.
+    targets: targets.map((t) => ({
+      ...t,
+      latest: t.type === 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST' || (t.type as unknown) === 1,
+    })),
+    latestReadyRevision: service.latestReadyRevision,
+    latestCreatedRevision: service.latestCreatedRevision,
+  };
+}
+
+/**
+ * A worker pool's instance split: `instance_split_statuses` (the observed one), else
+ * `instance_splits`, which "If instance split is empty or not provided, defaults to 100%
+ * instances assigned to the latest `Ready` Revision" (google/cloud/run/v2/worker_pool.proto). A
+ * split has no tags. Cloud Run "lets you specify which revisions receive instances and specify
+ * instance allocation percentages for each revision"
+ * (https://cloud.google.com/run/docs/managing/workerpool-instance-splits-rollbacks).
+ */
+function routingOfWorkerPool(pool: WorkerPool): Routing {
+  const statuses = pool.instanceSplitStatuses ?? [];
+  const targets = statuses.length > 0 ? statuses : (pool.instanceSplits ?? []);
+  return {
+    targets: targets.map((t) => ({
+      revision: t.revision,
+      percent: t.percent,
+      latest: t.type === 'INSTANCE_SPLIT_ALLOCATION_TYPE_LATEST' || (t.type as unknown) === 1,
+    })),
+    latestReadyRevision: pool.latestReadyRevision,
+    latestCreatedRevision: pool.latestCreatedRevision,
+  };
+}
+
+/**
+ * Only targets that take a share or carry a tag (tagged revisions "are started",
+ * https://cloud.google.com/run/docs/configuring/max-instances), each with the revision it names, a
+ * LATEST target naming the latest READY revision (traffic_target.proto, instance_split.proto): ''
+ * when it names none.
+ */
+function trafficTargets(routing: Routing): { revision: string; latest: boolean; share: boolean }[] {
+  const ready = lastSegment(routing.latestReadyRevision ?? '');
+  return routing.targets
     .filter((t) => (t.percent ?? 0) > 0 || Boolean(t.tag))
-    .map((t) => {
-      // The enum arrives by name from the library, by number from a raw decode.
-      const latest =
-        t.type === 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST' || (t.type as unknown) === 1;
-      return {
-        revision: latest ? ready : lastSegment(t.revision ?? ''),
-        latest,
-        share: (t.percent ?? 0) > 0,
-      };
-    });
+    .map((t) => ({
+      revision: t.latest ? ready : lastSegment(t.revision ?? ''),
+      latest: t.latest,
+      share: (t.percent ?? 0) > 0,
+    }));
+}
+
+/** Nothing when the template serves; else which revisions can hold instances (below). */
+function revisionsOf(
+  routing: Routing,
+): { templateServes: false; servingRevisions: ServingRevision[] } | Record<string, never> {
+  return templateServes(routing)
+    ? {}
+    : { templateServes: false, servingRevisions: servingRevisionsOf(routing) };
 }
 
 /**
  * Whether the revision the template describes (the latest created) is the one serving, so that
- * its `scaling.max_instance_count` is the serving revision's: the template describes the latest
- * revision only, and each revision keeps its own max ("applies only on a new revision"). It serves
- * when every target that takes traffic or carries a tag is LATEST or names the latest created
- * revision, and the latest created revision is the latest ready one. Otherwise (traffic pinned on
- * an older revision, as `gcloud run deploy --no-traffic` leaves it, a split, a rollout in
- * progress, or a latest revision that failed) the template's max is left aside: the service is
- * counted at its service-level max, which bounds every revision in the traffic split ("divided
- * among all revisions with specified traffic", ServiceScaling.max_instance_count in
- * vendor_settings.proto), or without one at its serving revisions' own max
- * (`servingRevisionsOf`, read by observe/serving-revisions.ts; `maxInForce` in core/pool.ts).
+ * its `scaling.max_instance_count` and GPU are the serving revision's: the template describes the
+ * latest revision only, and each revision keeps its own ("applies only on a new revision"). It
+ * serves when every target that takes traffic (a worker pool: instances) or carries a tag is
+ * LATEST or names the latest created revision, and the latest created revision is the latest
+ * ready one. Otherwise (traffic or instances pinned on an older revision, as `gcloud run deploy
+ * --no-traffic` leaves it, a split, a rollout in progress, or a latest revision that failed) the
+ * template's max is left aside: the service is counted at its service-level max, which bounds
+ * every revision in the traffic split ("divided among all revisions with specified traffic",
+ * ServiceScaling.max_instance_count in vendor_settings.proto), or without one at its serving
+ * revisions' own max (`servingRevisionsOf`, read by observe/serving-revisions.ts; `maxInForce` in
+ * core/pool.ts); and each serving revision of another pool than the template's is counted in its
+ * own (core/revision-pools.ts).
  */
-function templateServes(service: Service): boolean {
-  const created = lastSegment(service.latestCreatedRevision ?? '');
-  const ready = lastSegment(service.latestReadyRevision ?? '');
+function templateServes(routing: Routing): boolean {
+  const created = lastSegment(routing.latestCreatedRevision ?? '');
+  const ready = lastSegment(routing.latestReadyRevision ?? '');
   if (created !== '' && ready !== '' && created !== ready) return false;
-  return trafficTargets(service).every(
+  return trafficTargets(routing).every(
     (t) => t.latest || (created !== '' && t.revision === created),
   );
 }
 
 /**
- * The revisions that can hold instances of a service: those the traffic sends a share to or tags
- * (`trafficTargets`), and with no target at all the latest ready one. A revision only tagged
- * (`inSplit: false`) is started but not bounded by the service-level max ("Tagged revisions are
- * started, but only count toward the service-level maximum instances if they are a part of a
+ * The revisions that can hold instances: those the traffic (the instance split) sends a share to
+ * or tags (`trafficTargets`), and with no target at all the latest ready one. A revision only
+ * tagged (`inSplit: false`) is started but not bounded by the service-level max ("Tagged revisions
+ * are started, but only count toward the service-level maximum instances if they are a part of a
  * traffic split", https://cloud.google.com/run/docs/configuring/max-instances): it is counted
  * apart from its service, in its pool (`countedRevisions`, core/revision-pools.ts).
  */
-function servingRevisionsOf(service: Service): ServingRevision[] {
-  const statuses = service.trafficStatuses ?? [];
-  const named = (statuses.length > 0 ? statuses : (service.traffic ?? [])).length > 0;
+function servingRevisionsOf(routing: Routing): ServingRevision[] {
+  const named = routing.targets.length > 0;
   const out = new Map<string, ServingRevision>();
   const add = (name: string, inSplit: boolean) => {
     if (name === '') return;
     const seen = out.get(name);
     out.set(name, { name, inSplit: inSplit || (seen?.inSplit ?? false) });
   };
-  for (const t of trafficTargets(service)) add(t.revision, t.share);
-  if (!named) add(lastSegment(service.latestReadyRevision ?? ''), true);
+  for (const t of trafficTargets(routing)) add(t.revision, t.share);
+  if (!named) add(lastSegment(routing.latestReadyRevision ?? ''), true);
   return [...out.values()];
 }
 
@@ -628,6 +687,7 @@ function toObservedWorkerPool(
     name: lastSegment(pool.name ?? ''),
     gpu: gpuOf(pool.template ?? {}),
     manualInstanceCount: typeof manual === 'number' ? manual : DEFAULT_WORKER_POOL_INSTANCES,
+    ...revisionsOf(routingOfWorkerPool(pool)),
   };
 }
 

@@ -1,7 +1,26 @@
 import { gpuPool, MAX_QUOTA_GPUS, poolKey, unsetMaxFor, type PoolId } from './pool.js';
-import type { ObservedService } from './service.js';
+import type { GpuSpec, ObservedService, ServingRevision } from './service.js';
 
-/** GPUs that a serving revision may hold beyond what its service's cap counts. */
+/**
+ * A worker pool as counted here: its template's GPU, its `manual_instance_count` ("the total
+ * number of instances in manual scaling mode", WorkerPoolScaling,
+ * google/cloud/run/v2/vendor_settings.proto), and, when its template does not serve, the
+ * revisions its instances are split onto (`instance_split_statuses`,
+ * google/cloud/run/v2/worker_pool.proto), each with its own GPU once read.
+ */
+export interface SplitWorkerPool {
+  project: string;
+  region: string;
+  name: string;
+  gpu: GpuSpec | null;
+  manualInstanceCount: number;
+  /** False when its instances go to revisions by name, or its latest revision is not ready. */
+  templateServes?: boolean;
+  /** With `templateServes: false`: the revisions of its instance split. */
+  servingRevisions?: ServingRevision[];
+}
+
+/** GPUs that a serving revision may hold beyond what its service's (or worker pool's) cap counts. */
 export interface RevisionHolding extends PoolId {
   gpus: number;
   /**
@@ -43,19 +62,56 @@ export function countedRevisions(
   s: ObservedService,
   quotaOf: (pool: PoolId) => number | null,
 ): RevisionHolding[] {
+  return revisionsElsewhere(s, `service/${s.name}`, (r, pool, gpu) => {
+    const itsMax =
+      r.maxInstances !== undefined && r.maxInstances !== null && r.maxInstances > 0
+        ? r.maxInstances
+        : unsetMaxFor(quotaOf(pool), gpu.count);
+    const serviceMax = s.serviceMaxInstances ?? 0;
+    return r.inSplit && serviceMax > 0 ? Math.min(itsMax, serviceMax) : itsMax;
+  });
+}
+
+/**
+ * The revisions of a worker pool's instance split that hold GPUs of another pool than its
+ * template's (or hold GPUs while the template has none), as {@link countedRevisions} for a
+ * service: an older revision keeps its own GPU, and Cloud Run "transitions workloads between the
+ * previous and new revisions according to the updated split", not at once
+ * (https://cloud.google.com/run/docs/managing/workerpool-instance-splits-rollbacks). Each counts
+ * at the worker pool's whole `manual_instance_count`: that is the total over its revisions, and
+ * how Cloud Run divides it between them (a percent of 3 instances, the rounding, a transition)
+ * Google does not say, so each pool counts all it may hold, and the worker pool is still counted
+ * in its template's pool as before. Only revisions read (`gpu` present) count.
+ */
+export function countedPoolRevisions(w: SplitWorkerPool): RevisionHolding[] {
+  return revisionsElsewhere(w, `worker-pool/${w.name}`, () => w.manualInstanceCount);
+}
+
+/**
+ * The one rule of both: each revision read that serves with a GPU of another pool than the
+ * template's, or that is only tagged, in its own pool, at `instancesOf` its instances (capped at
+ * what a quota can hold).
+ */
+function revisionsElsewhere<R extends ServingRevision>(
+  s: {
+    project: string;
+    region: string;
+    gpu: GpuSpec | null;
+    templateServes?: boolean | undefined;
+    servingRevisions?: readonly R[] | undefined;
+  },
+  subject: string,
+  instancesOf: (r: R, pool: PoolId, gpu: GpuSpec) => number,
+): RevisionHolding[] {
   if (s.templateServes !== false) return [];
   const own = s.gpu ? poolKey(gpuPool({ project: s.project, region: s.region, gpu: s.gpu })) : null;
   const out: RevisionHolding[] = [];
   for (const r of s.servingRevisions ?? []) {
     if (!r.gpu) continue;
     const pool = gpuPool({ project: s.project, region: s.region, gpu: r.gpu });
+    // One only tagged (never a worker pool's: an instance split has no tags) is counted in any
+    // pool, its template's too: no service-level max bounds it (countedRevisions).
     if (r.inSplit && poolKey(pool) === own) continue;
-    const itsMax =
-      r.maxInstances !== undefined && r.maxInstances !== null && r.maxInstances > 0
-        ? r.maxInstances
-        : unsetMaxFor(quotaOf(pool), r.gpu.count);
-    const serviceMax = s.serviceMaxInstances ?? 0;
-    const max = r.inSplit && serviceMax > 0 ? Math.min(itsMax, serviceMax) : itsMax;
     const why = !r.inSplit
       ? 'tagged, outside the traffic split'
       : s.gpu
@@ -63,8 +119,8 @@ export function countedRevisions(
         : 'serving with a GPU its template has not';
     out.push({
       ...pool,
-      gpus: Math.min(max * r.gpu.count, MAX_QUOTA_GPUS),
-      source: `service/${s.name} revision ${r.name} (${why})`,
+      gpus: Math.min(instancesOf(r, pool, r.gpu) * r.gpu.count, MAX_QUOTA_GPUS),
+      source: `${subject} revision ${r.name} (${why})`,
     });
   }
   return out;

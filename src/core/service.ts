@@ -60,6 +60,12 @@ export interface ServingRevision {
   gpu?: GpuSpec | null;
 }
 
+/**
+ * What a revision belongs to, as its name says: `services/S/revisions/R` or
+ * `workerPools/W/revisions/R` (`Revisions.GetRevision` answers both, google/cloud/run/v2/revision.proto).
+ */
+export type RevisionKind = 'services' | 'workerPools';
+
 /** What `Revisions.GetRevision` tells of one revision: its own max and its own GPU. */
 export interface RevisionRead {
   /** Its own `scaling.max_instance_count`; null when unset. */

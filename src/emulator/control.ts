@@ -32,6 +32,7 @@ import {
   splitRefusal,
   type Refused,
   type ServiceState,
+  workerPoolRevisions,
 } from './model.js';
 import { serviceRevisions } from './resources.js';
 import { shown } from './rpc.js';
@@ -644,8 +645,10 @@ export class EmulatorControl {
     } catch (error) {
       throw new ControlError(errorMessage(error));
     }
-    if (w.spec.gpu)
-      this.ctx.monitor.otherActed({ project: w.project, region: w.region, ...w.spec.gpu }, 'caps');
+    // Each revision of its instance split holds its GPUs in its own pool.
+    for (const r of workerPoolRevisions(w))
+      if (r.gpu)
+        this.ctx.monitor.otherActed({ project: w.project, region: w.region, ...r.gpu }, 'caps');
     return { name: w.name, manualInstanceCount: w.spec.manualInstanceCount };
   }
 

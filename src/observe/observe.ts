@@ -49,8 +49,8 @@ import type {
   ObservePorts,
 } from '../ports/index.js';
 import { lastChangedAt, lastLoweredAt } from './annotations.js';
-import { countedRevisions } from '../core/revision-pools.js';
-import { RevisionMemo, withServingRevisions } from './serving-revisions.js';
+import { countedPoolRevisions, countedRevisions } from '../core/revision-pools.js';
+import { RevisionMemo, withRevisionsRead } from './serving-revisions.js';
 
 /**
  * Observation: reads the project through the ports and builds the snapshot (docs/rules.md). All regions and
@@ -175,11 +175,22 @@ export async function observe(
                 problems.push({ project, region, pool: null, subject: 'jobs', error: jobs.error });
                 unread.add('jobs');
               }
+              // The revisions of services and worker pools whose template does not serve, under
+              // one budget for the region. A worker pool whose split's revisions are unread may
+              // hold GPUs of any pool of the region: as a listing of worker pools not read.
+              const read = await withRevisionsRead(
+                ports.run,
+                { services: listed.value, workerPools: pools.ok ? pools.value : [] },
+                problems,
+                revisions,
+              );
+              if (read.workerPools.some((w) => w.revisionsUnread !== undefined))
+                unread.add('worker-pools');
               return {
                 region,
                 listed: true,
-                services: await withServingRevisions(ports.run, listed.value, problems, revisions),
-                workerPools: pools.ok ? pools.value : [],
+                services: read.services,
+                workerPools: read.workerPools,
                 jobExecutions: jobs.ok ? jobs.value : [],
                 unknown: unreadListingsNote(region, unread),
               };
@@ -358,6 +369,12 @@ export async function observe(
       });
     }
     for (const wp of p.workerPools) {
+      // The revisions of its instance split of other pools draw on those pools, each at all the
+      // worker pool's instances (core/revision-pools.ts).
+      for (const h of countedPoolRevisions(wp)) {
+        poolIds.set(poolKey(h), poolIdOf(h));
+        unmanagedUsage.push({ ...poolIdOf(h), gpus: h.gpus, source: h.source });
+      }
       if (!wp.gpu) continue;
       const id = poolOf(wp.project, wp.region, wp.gpu);
       unmanagedUsage.push({

@@ -3,12 +3,14 @@ import type { ObservationProblem } from '../core/problems.js';
 import {
   needsServingRevisions,
   RUN_READS_PER_MINUTE,
+  type GpuSpec,
   type ObservedService,
+  type RevisionKind,
   type RevisionRead,
   type ServingRevision,
 } from '../core/service.js';
 import { errorMessage } from '../core/errors.js';
-import type { CloudRunPort } from '../ports/index.js';
+import type { CloudRunPort, ObservedWorkerPool } from '../ports/index.js';
 
 /**
  * What one run has read of its revisions: each revision's own max and GPU, by its full name
@@ -28,20 +30,26 @@ import type { CloudRunPort } from '../ports/index.js';
 export class RevisionMemo {
   readonly #reads = new Map<string, RevisionRead>();
 
-  /** What an earlier read of this run found of `revision` of `s`; undefined: not read yet. */
-  get(s: ObservedService, revision: string): RevisionRead | undefined {
-    return this.#reads.get(revisionKey(s, revision));
+  /**
+   * What an earlier read of this run found of `revision` of `s` (a service, or with `kind`
+   * `workerPools` a worker pool); undefined: not read yet.
+   */
+  get(s: Parent, revision: string, kind: RevisionKind = 'services'): RevisionRead | undefined {
+    return this.#reads.get(revisionKey(s, revision, kind));
   }
 
   /** Keeps what a read found of `revision` of `s`, which succeeded. */
-  set(s: ObservedService, revision: string, read: RevisionRead): void {
-    this.#reads.set(revisionKey(s, revision), read);
+  set(s: Parent, revision: string, read: RevisionRead, kind: RevisionKind = 'services'): void {
+    this.#reads.set(revisionKey(s, revision, kind), read);
   }
 }
 
+/** What a revision belongs to: a service or a worker pool. */
+type Parent = { project: string; region: string; name: string };
+
 /** A revision's full name, as Cloud Run names it. */
-function revisionKey(s: ObservedService, revision: string): string {
-  return `projects/${s.project}/locations/${s.region}/services/${s.name}/revisions/${revision}`;
+function revisionKey(s: Parent, revision: string, kind: RevisionKind): string {
+  return `projects/${s.project}/locations/${s.region}/${kind}/${s.name}/revisions/${revision}`;
 }
 
 /**
@@ -61,60 +69,114 @@ export async function withServingRevisions(
   problems: ObservationProblem[],
   memo: RevisionMemo = new RevisionMemo(),
 ): Promise<ObservedService[]> {
+  return (await withRevisionsRead(run, { services, workerPools: [] }, problems, memo)).services;
+}
+
+/**
+ * {@link withServingRevisions} of one listing's services and worker pools together, under one
+ * budget: the GPU of each revision of a worker pool's instance split, when its template does not
+ * serve (its instances split by name, or its latest revision not ready), so that a revision of
+ * another pool is counted in it (`countedPoolRevisions`, core/revision-pools.ts). A worker pool
+ * whose revisions could not be read carries `revisionsUnread`, and a problem is noted: which
+ * pools its instances hold is then unknown.
+ */
+export async function withRevisionsRead(
+  run: CloudRunPort,
+  listing: { services: readonly ObservedService[]; workerPools: readonly ObservedWorkerPool[] },
+  problems: ObservationProblem[],
+  memo: RevisionMemo = new RevisionMemo(),
+): Promise<{ services: ObservedService[]; workerPools: ObservedWorkerPool[] }> {
+  const { services, workerPools } = listing;
   // A listing is one project and region, whose reads share Cloud Run's read quota: at most
   // REVISION_READS of them per listing, a few at a time (the rest counted coarsely, said once).
   // What the memo answers is no call, so it costs none of them.
   const limit = pLimit(REVISION_READ_CONCURRENCY);
   let budget = REVISION_READS;
-  const skipped: ObservedService[] = [];
+  const skipped: Parent[] = [];
   const get = run.getRevisionMax?.bind(run);
-  // The budget goes to GPU services first, whose cap may be made of these reads; then to those
-  // whose template has no GPU, read only in case an older revision serving still has one. Else a
-  // region of many services without GPUs, listed first, would leave a GPU service counted coarsely.
-  const order = [...services.keys()].sort(
-    (a, b) => Number(services[a]?.gpu === null) - Number(services[b]?.gpu === null) || a - b,
-  );
-  const read = async (s: ObservedService): Promise<ObservedService> => {
-    if (!needsServingRevisions(s)) return s;
+  // The revisions of `s` (of `kind`), each with what its read found, or why they are unread.
+  const readAll = async <T extends Parent & { servingRevisions?: ServingRevision[] }>(
+    s: T,
+    kind: RevisionKind,
+  ): Promise<{ revisions: ServingRevision[] } | { unread: string }> => {
     const revisions = s.servingRevisions ?? [];
     if (get === undefined)
-      return { ...s, revisionsUnread: 'revisions cannot be read through this Cloud Run port' };
-    const toRead = revisions.filter((r) => memo.get(s, r.name) === undefined).length;
+      return { unread: 'revisions cannot be read through this Cloud Run port' };
+    const toRead = revisions.filter((r) => memo.get(s, r.name, kind) === undefined).length;
     if (toRead > budget) {
-      skipped.push(s);
-      return { ...s, revisionsUnread: OVER_BUDGET };
+      // Services past the budget are said once, below; a worker pool, by its own problem.
+      if (kind === 'services') skipped.push(s);
+      return { unread: OVER_BUDGET };
     }
     budget -= toRead;
     try {
-      const withOwn = await Promise.all(
-        revisions.map((r) => {
-          const known = memo.get(s, r.name);
-          if (known) return { ...r, ...known };
-          return limit(async () => {
-            const own = await get(s.project, s.region, s.name, r.name);
-            memo.set(s, r.name, own);
-            return { ...r, ...own };
-          });
-        }),
-      );
-      return { ...s, servingRevisions: withOwn, ...widestGpu(s, withOwn) };
+      return {
+        revisions: await Promise.all(
+          revisions.map((r) => {
+            const known = memo.get(s, r.name, kind);
+            if (known) return { ...r, ...known };
+            return limit(async () => {
+              const own = await get(s.project, s.region, s.name, r.name, kind);
+              memo.set(s, r.name, own, kind);
+              return { ...r, ...own };
+            });
+          }),
+        ),
+      };
     } catch (error) {
       const why = errorMessage(error);
       problems.push({
         project: s.project,
         region: s.region,
         pool: null,
-        subject: 'revisions',
-        error: `${s.name}: ${why}`,
+        // A worker pool unread is a region's worker pools not read: its pools' budgets unknown.
+        subject: kind === 'services' ? 'revisions' : 'worker-pools',
+        error: kind === 'services' ? `${s.name}: ${why}` : poolUnread(s.name, why),
       });
-      return { ...s, revisionsUnread: why };
+      return { unread: why };
     }
   };
+  const read = async (s: ObservedService): Promise<ObservedService> => {
+    if (!needsServingRevisions(s)) return s;
+    const found = await readAll(s, 'services');
+    if ('unread' in found) return { ...s, revisionsUnread: found.unread };
+    return { ...s, servingRevisions: found.revisions, ...widestGpu(s, found.revisions) };
+  };
+  const readPool = async (w: ObservedWorkerPool): Promise<ObservedWorkerPool> => {
+    if (w.templateServes !== false || (w.servingRevisions ?? []).length === 0) return w;
+    const found = await readAll(w, 'workerPools');
+    if ('unread' in found) {
+      if (found.unread === OVER_BUDGET)
+        problems.push({
+          project: w.project,
+          region: w.region,
+          pool: null,
+          subject: 'worker-pools',
+          error: poolUnread(w.name, found.unread),
+        });
+      return { ...w, revisionsUnread: found.unread };
+    }
+    return { ...w, servingRevisions: found.revisions, ...widestGpu(w, found.revisions) };
+  };
+  // The budget goes to GPU services and worker pools first, whose cap or count may be made of
+  // these reads; then to services whose template has no GPU, read only in case an older revision
+  // serving still has one. Else a region of many services without GPUs, listed first, would leave
+  // a GPU service counted coarsely.
+  const order = [...services.keys()].sort(
+    (a, b) => Number(services[a]?.gpu === null) - Number(services[b]?.gpu === null) || a - b,
+  );
   // Started in that order (each takes its share of the budget before its first await), answered
   // in the listing's.
   const pending: Promise<ObservedService>[] = [];
-  for (const i of order) pending[i] = read(services[i] as ObservedService);
+  const [gpuFirst, rest] = [
+    order.filter((i) => services[i]?.gpu !== null),
+    order.filter((i) => services[i]?.gpu === null),
+  ];
+  for (const i of gpuFirst) pending[i] = read(services[i] as ObservedService);
+  const pools = workerPools.map(readPool);
+  for (const i of rest) pending[i] = read(services[i] as ObservedService);
   const result = await Promise.all(pending);
+  const readPools = await Promise.all(pools);
   const [first] = skipped;
   if (first !== undefined) {
     problems.push({
@@ -125,7 +187,12 @@ export async function withServingRevisions(
       error: `${skipped.length} service(s) from ${first.name} on: ${OVER_BUDGET}`,
     });
   }
-  return result;
+  return { services: result, workerPools: readPools };
+}
+
+/** The problem of a worker pool whose split's revisions were not read. */
+function poolUnread(name: string, why: string): string {
+  return `worker pool ${name}: the revisions of its instance split could not be read (${why}), so which pools they hold GPUs of is unknown`;
 }
 
 /**
@@ -141,9 +208,9 @@ export async function withServingRevisions(
  * own GPUs apart from the service (`countedRevisions`, core/revision-pools.ts).
  */
 function widestGpu(
-  s: ObservedService,
+  s: { gpu: GpuSpec | null },
   revisions: readonly ServingRevision[],
-): Pick<ObservedService, 'gpu'> | Record<string, never> {
+): { gpu: GpuSpec } | Record<string, never> {
   const gpu = s.gpu;
   if (!gpu) return {};
   let count = gpu.count;

@@ -1,8 +1,9 @@
 import { gpuPool, unsetMaxFor, type PoolId } from '../core/pool.js';
 import type { ObservedService } from '../core/service.js';
+import { GovernorError } from '../core/errors.js';
 import type { ObservationProblem } from '../core/problems.js';
 import type { CloudRunPort } from '../ports/index.js';
-import { RevisionMemo, withServingRevisions } from './serving-revisions.js';
+import { RevisionMemo, withRevisionsRead, withServingRevisions } from './serving-revisions.js';
 
 /**
  * A Cloud Run port whose services carry `unsetMax`, what Cloud Run derives for a GPU service that
@@ -15,7 +16,11 @@ import { RevisionMemo, withServingRevisions } from './serving-revisions.js';
  * raises would count it at its whole quota. A failed revision read counts it coarsely (at the
  * unset max), as observation would, with `revisionsUnread` saying why. A revision the run already
  * read (`revisions`, the run's RevisionMemo, which observation filled; absent, this port's own) is
- * not read again: only what each listing says serves is looked up there.
+ * not read again: only what each listing says serves is looked up there. A worker pool whose
+ * instances are split onto revisions other than its template's has them read the same way, so
+ * that one of another pool is counted there as the plan counted it (`countedPoolRevisions`,
+ * core/revision-pools.ts); when they cannot be read, the listing fails, as a listing of worker
+ * pools that failed.
  */
 export function withUnsetMax(
   run: CloudRunPort,
@@ -41,7 +46,22 @@ export function withUnsetMax(
       if (!s) throw new Error(`no service ${name} came back from reading its revisions`);
       return fill(s);
     },
-    listWorkerPools: (project, region) => run.listWorkerPools(project, region),
+    // A worker pool's split revisions are read as observation read them; one whose revisions
+    // could not be read fails the listing, as a listing that failed: no raise on a guess.
+    listWorkerPools: async (project, region) => {
+      const { workerPools } = await withRevisionsRead(
+        run,
+        { services: [], workerPools: await run.listWorkerPools(project, region) },
+        [] as ObservationProblem[],
+        revisions,
+      );
+      const unread = workerPools.find((w) => w.revisionsUnread !== undefined);
+      if (unread)
+        throw new GovernorError(
+          `the revisions of worker pool ${unread.name}'s instance split could not be read (${unread.revisionsUnread ?? ''}), so which pools they hold GPUs of is unknown`,
+        );
+      return workerPools;
+    },
     listRunningExecutions: (project, region) => run.listRunningExecutions(project, region),
     updateMaxInstances: async (update) => fill(await run.updateMaxInstances(update)),
     ...(test ? { testPermissions: test } : {}),

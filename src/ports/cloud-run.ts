@@ -1,13 +1,15 @@
-import type { GpuSpec, ObservedService, RevisionRead } from '../core/service.js';
+import type { SplitWorkerPool } from '../core/revision-pools.js';
+import type { GpuSpec, ObservedService, RevisionKind, RevisionRead } from '../core/service.js';
 
 /** Cloud Run Admin API v2: the services and worker pools of a project, and the one write. */
 
-export interface ObservedWorkerPool {
-  project: string;
-  region: string;
-  name: string;
-  gpu: GpuSpec | null;
-  manualInstanceCount: number;
+/**
+ * A worker pool: its template's GPU, its `manual_instance_count`, and when its instances are
+ * split onto revisions other than the template's, those revisions (core/revision-pools.ts).
+ */
+export interface ObservedWorkerPool extends SplitWorkerPool {
+  /** Why `servingRevisions` could not be read (which pools they hold is then unknown). */
+  revisionsUnread?: string;
 }
 
 /**
@@ -67,7 +69,8 @@ export interface CloudRunPort {
   listRunningExecutions(project: string, region: string): Promise<ObservedJobExecution[]>;
   /**
    * One revision's own `scaling.max_instance_count` (null when unset) and its own GPU:
-   * `Revisions.GetRevision`, `run.revisions.get`. Read only for a service whose template does
+   * `Revisions.GetRevision`, `run.revisions.get`, of service `service`, or with `kind`
+   * `workerPools` of that worker pool. Read only for a service or worker pool whose template does
    * not serve. Absent where revisions cannot be read: such a service is counted coarsely.
    */
   getRevisionMax?(
@@ -75,6 +78,7 @@ export interface CloudRunPort {
     region: string,
     service: string,
     revision: string,
+    kind?: RevisionKind,
   ): Promise<RevisionRead>;
   /** Writes the service-level max (and annotations) and waits for the operation to finish. */
   updateMaxInstances(update: MaxInstancesUpdate): Promise<ObservedService>;

@@ -1,7 +1,11 @@
 import { beyondSkew } from '../core/duration.js';
 import type { Plan, PlanPool } from '../core/plan.js';
 import { effectiveMax, poolBudget, samePool, type PoolId } from '../core/pool.js';
-import { countedRevisions, type RevisionHolding } from '../core/revision-pools.js';
+import {
+  countedPoolRevisions,
+  countedRevisions,
+  type RevisionHolding,
+} from '../core/revision-pools.js';
 import { ANNOTATIONS, writtenAtOf } from '../observe/annotations.js';
 import { cutText } from '../core/errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
@@ -38,7 +42,8 @@ function holdsIn<T extends Holder>(pool: PlanPool, x: T): x is T & { gpu: GpuSpe
 }
 
 /**
- * What else holds the pool's GPUs on a read: manually scaled services, worker pools, job tasks.
+ * What else holds the pool's GPUs on a read: manually scaled services, worker pools (and the
+ * revisions of their instance splits of another pool, {@link countedPoolRevisions}), job tasks.
  * A manually scaled service is counted as the observation counts it ({@link manualInstances}):
  * one that sets no manual instance count runs its min instances (ScalingMode.MANUAL: "Scale to
  * exactly min instances and ignore max instances",
@@ -53,7 +58,11 @@ export function otherUsageOf(
   executions: readonly ObservedJobExecution[],
 ): number {
   let gpus = listedServiceGpus(pool, services);
-  for (const w of workerPools) if (holdsIn(pool, w)) gpus += w.manualInstanceCount * w.gpu.count;
+  for (const w of workerPools) {
+    if (holdsIn(pool, w)) gpus += w.manualInstanceCount * w.gpu.count;
+    // The revisions of its instance split of another pool, counted as observation counts them.
+    for (const h of countedPoolRevisions(w)) if (samePool(pool, h)) gpus += h.gpus;
+  }
   for (const e of executions) if (holdsIn(pool, e)) gpus += e.runningTasks * e.gpu.count;
   return gpus;
 }

@@ -353,6 +353,57 @@ describe('act: another writer creates or deletes a GPU service in the pool mid-r
   });
 });
 
+describe('act: another writer scales a worker pool split onto a revision of the pool mid-run', () => {
+  // ext-split-pool's template is in the pool without zonal redundancy; an older revision of its
+  // instance split, with zonal redundancy, draws on this pool. It holds no instance at first.
+  const split: WorkerPoolInput = {
+    name: 'ext-split-pool',
+    region: REGION,
+    gpu: { zonalRedundancy: false },
+    manualInstanceCount: 0,
+    previousRevision: { percent: 50, gpu: {} },
+  };
+  const key = { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true };
+  /** This pool's GPUs as Cloud Run holds them: the services', and the older revision's instances. */
+  const all = () => held() + (emulator.model.pool(key)?.workerPoolGpus ?? 0);
+  /** Another writer scales ext-split-pool up until its older revision fills the pool. */
+  function scaleToFill(): void {
+    const room = QUOTA - all();
+    emulator.scaleWorkerPool({ workerPool: 'ext-split-pool', manualInstanceCount: 2 * room });
+  }
+
+  it('scaled up just after the first raise: counted in this pool on the verify read, the raises come back within quota', async () => {
+    await start([], [split]);
+    expect(all()).toBe(7);
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1) scaleToFill();
+      return undefined;
+    };
+    const report = await run();
+    expect(emulator.model.pool(key)?.workerPoolGpus).toBeGreaterThan(0);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(all()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('scaled up before the read before the raises: counted there, so no raise takes the pool past its quota', async () => {
+    await start([], [split]);
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListWorkerPools' && ++lists === 2) scaleToFill();
+      return undefined;
+    };
+    const report = await run();
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) expect(w.cause).toBe('no-room');
+    expect(all()).toBeLessThanOrEqual(QUOTA);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
+
 describe('act: the quota between the reads', () => {
   it('raised after the observation: the raises go no further than planned on the quota observed', async () => {
     await start();

@@ -217,3 +217,34 @@ describe('a raise that would let a serving revision of another pool hold more (g
     expect(grownElsewhere(pool(false), unset, 4, quotas)).toBeNull();
   });
 });
+
+describe('revisions of a worker pool instance split, of another pool', () => {
+  const split = {
+    project: 'p',
+    region: 'us-central1',
+    name: 'encoder',
+    gpu: NO_ZONAL,
+    manualInstanceCount: 3,
+    templateServes: false,
+    servingRevisions: [
+      { name: 'encoder-00001-abc', inSplit: true, maxInstances: null, gpu: { ...L4, count: 2 } },
+      { name: 'encoder-00002-def', inSplit: true, maxInstances: null, gpu: NO_ZONAL },
+    ],
+  };
+
+  it("count in the older revision's pool on the write path's fresh read, at all the worker pool's instances", () => {
+    // 3 instances of 2 GPUs in the zonal pool (how Cloud Run divides them Google does not say),
+    // and 3 of 1 in the template's pool, as before.
+    expect(otherUsageOf(pool(true), [], [split], [])).toBe(6);
+    expect(otherUsageOf(pool(false), [], [split], [])).toBe(3);
+  });
+
+  it('count nothing elsewhere while the template serves, or before their GPU is read', () => {
+    expect(otherUsageOf(pool(true), [], [{ ...split, templateServes: true }], [])).toBe(0);
+    const unread = {
+      ...split,
+      servingRevisions: split.servingRevisions.map(({ name, inSplit }) => ({ name, inSplit })),
+    };
+    expect(otherUsageOf(pool(true), [], [unread], [])).toBe(0);
+  });
+});
