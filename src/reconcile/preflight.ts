@@ -26,8 +26,9 @@ import {
   RUN_READS_PER_MINUTE,
   type GpuSpec,
   type ObservedService,
+  type RevisionKind,
 } from '../core/service.js';
-import type { AlertSink, ObservePorts } from '../ports/index.js';
+import type { AlertSink, ObservedWorkerPool, ObservePorts } from '../ports/index.js';
 import { createPacer, type Pacer } from './pacing.js';
 
 /**
@@ -215,12 +216,17 @@ async function checkOperations(
 
 /**
  * `run.revisions.get`, by reading a serving revision of a service whose latest revision does not
- * serve. NOT_FOUND (deleted since the listing) still shows the permission held: Google checks
- * permission before existence ("Permission must be checked prior to checking if the resource or
- * parent exists", AIP-211, https://google.aip.dev/211).
+ * serve, or of a worker pool's instance split (`kind`). NOT_FOUND (deleted since the listing)
+ * still shows the permission held: Google checks permission before existence ("Permission must be
+ * checked prior to checking if the resource or parent exists", AIP-211,
+ * https://google.aip.dev/211).
  */
-async function checkRevisions(s: ObservedService, run: ObservePorts['run']): Promise<CheckItem> {
-  const subject = `service ${s.project}/${s.region}/${s.name}`;
+async function checkRevisions(
+  s: ObservedService | ObservedWorkerPool,
+  run: ObservePorts['run'],
+  kind: RevisionKind,
+): Promise<CheckItem> {
+  const subject = `${kind === 'services' ? 'service' : 'worker pool'} ${s.project}/${s.region}/${s.name}`;
   const read = run.getRevisionMax?.bind(run);
   const revision = s.servingRevisions?.[0]?.name ?? '';
   if (!read) {
@@ -237,13 +243,15 @@ async function checkRevisions(s: ObservedService, run: ObservePorts['run']): Pro
     'run.revisions.get',
     async () => {
       try {
-        await read(s.project, s.region, s.name, revision);
+        await read(s.project, s.region, s.name, revision, kind);
       } catch (e) {
         if (e instanceof NotFoundError) return;
         throw e;
       }
     },
-    `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, and the GPUs of a serving revision of another pool, or of a revision only tagged, go uncounted)`,
+    kind === 'services'
+      ? `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, and the GPUs of a serving revision of another pool, or of a revision only tagged, go uncounted)`
+      : `read revision ${revision} of its instance split (its latest revision does not run all its instances; without the permission which pools they hold is unknown, and nothing in the region is raised)`,
   );
 }
 
@@ -355,6 +363,7 @@ export async function checkPolicy(
       }
     }
     const services: ObservedService[] = [];
+    const workerPools: ObservedWorkerPool[] = [];
     for (const region of regions) {
       const subject = `region ${project}/${region}`;
       items.push(
@@ -367,7 +376,7 @@ export async function checkPolicy(
         await probe(
           subject,
           'run.workerpools.list',
-          async () => listedOthers.push(...(await ports.run.listWorkerPools(project, region))),
+          async () => workerPools.push(...(await ports.run.listWorkerPools(project, region))),
           'listed the worker pools',
         ),
         await probe(
@@ -381,6 +390,7 @@ export async function checkPolicy(
       if (items.slice(-3).some((i) => i.status !== 'ok')) fleetKnown = false;
     }
     listedServices.push(...services);
+    listedOthers.push(...workerPools);
     const monitoring = ports.monitoring.probe?.bind(ports.monitoring);
     items.push(
       monitoring
@@ -446,10 +456,15 @@ export async function checkPolicy(
       );
     }
     // run.revisions.get serves only services whose latest revision does not serve (with a GPU
-    // or not: an older revision may serve with one): probed by reading one of their serving
+    // or not: an older revision may serve with one), and worker pools whose instances are split
+    // onto other revisions than the template's: probed by reading one of their serving
     // revisions, when there is one.
     const unserved = services.find(needsServingRevisions);
-    if (unserved) items.push(await checkRevisions(unserved, ports.run));
+    const split = workerPools.find(
+      (w) => w.templateServes === false && (w.servingRevisions ?? []).length > 0,
+    );
+    if (unserved) items.push(await checkRevisions(unserved, ports.run, 'services'));
+    else if (split) items.push(await checkRevisions(split, ports.run, 'workerPools'));
     const mine = gpu.filter(
       (s) => resolve({ ...s, accelerator: s.gpu?.accelerator ?? '' }).managed,
     );

@@ -18,6 +18,7 @@ import { startEmulator } from '../../src/emulator/index.js';
 import type { FleetInput, RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import { observe } from '../../src/observe/observe.js';
+import { checkPolicy } from '../../src/reconcile/preflight.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';
 
 const PROJECT = 'wpsplit-project';
@@ -102,6 +103,14 @@ describe('a worker pool split between revisions of different pools', () => {
     expect(planned.services.find((s) => s.name === 'neighbour')?.to).toBeLessThanOrEqual(2);
   });
 
+  it('governor check probes run.revisions.get on a revision of the split', async () => {
+    const check = await checkPolicy(policy, ports, null, emulator.now().getTime());
+    expect(check.items.find((i) => i.permission === 'run.revisions.get')).toMatchObject({
+      subject: expect.stringMatching(/^worker pool /),
+      status: 'ok',
+    });
+  });
+
   it("apply keeps the older revision's pool within its quota, as Cloud Run counts it", async () => {
     const store = createMemoryStateStore();
     try {
@@ -125,6 +134,33 @@ describe('a worker pool split between revisions of different pools', () => {
       expect((usage?.capsGpus ?? 0) + (usage?.workerPoolGpus ?? 0)).toBeLessThanOrEqual(8);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('a worker pool split whose revisions cannot be read', () => {
+  it('leaves the budget of its region unknown: nothing there is raised', async () => {
+    const denied = structuredClone(fleet);
+    const [project] = denied.projects;
+    if (project) project.iam = { denied: ['run.revisions.get'] };
+    const em = await startEmulator({ fleet: denied, speed: 'manual' });
+    const gp = createGooglePorts({ emulatorHost: em.host });
+    try {
+      const o = await observe(policy, gp, em.now().getTime());
+      expect(o.problems.filter((p) => p.subject === 'worker-pools').map((p) => p.error)).toEqual([
+        expect.stringMatching(
+          /^worker pool encoder: the revisions of its instance split could not be read/,
+        ),
+        expect.stringMatching(
+          /^worker pool indexer: the revisions of its instance split could not be read/,
+        ),
+      ]);
+      for (const pool of o.snapshot.pools) expect(pool.budgetUnknown).toBeDefined();
+      const planned = plan(o.snapshot, policy, em.now().toISOString());
+      expect(planned.services.find((s) => s.name === 'neighbour')?.to).toBe(1);
+    } finally {
+      await gp.close();
+      await em.stop();
     }
   });
 });
