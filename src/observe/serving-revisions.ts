@@ -146,15 +146,16 @@ export async function withRevisionsRead(
     if (w.templateServes !== false || (w.servingRevisions ?? []).length === 0) return w;
     const found = await readAll(w, 'workerPools');
     if ('unread' in found) {
+      const why = found.unread === OVER_BUDGET ? POOL_OVER_BUDGET : found.unread;
       if (found.unread === OVER_BUDGET)
         problems.push({
           project: w.project,
           region: w.region,
           pool: null,
           subject: 'worker-pools',
-          error: poolUnread(w.name, found.unread),
+          error: poolUnread(w.name, why),
         });
-      return { ...w, revisionsUnread: found.unread };
+      return { ...w, revisionsUnread: why };
     }
     return { ...w, servingRevisions: found.revisions, ...widestGpu(w, found.revisions) };
   };
@@ -239,6 +240,8 @@ export const REVISION_READS = RUN_READS_PER_MINUTE;
 const REVISION_READ_CONCURRENCY = 8;
 
 const OVER_BUDGET = `not read: more than ${REVISION_READS} revisions to read in one region in a run (half of Cloud Run's read quota per minute); counted at the unset max, as a service that sets none`;
+
+const POOL_OVER_BUDGET = `not read: more than ${REVISION_READS} revisions to read in one region in a run (half of Cloud Run's read quota per minute)`;
 
 /** Whether `s`'s serving revisions were left unread for the reads a listing allows, not refused. */
 export function unreadPastBudget(s: ObservedService): boolean {

@@ -49,6 +49,8 @@ const fleet: FleetInput = {
           manualInstanceCount: 4,
           previousRevision: { percent: 50, gpu: {} },
         },
+        // Not split: all its instances on its latest revision, the template's (no GPU).
+        { name: 'transcoder', region: REGION, manualInstanceCount: 1 },
         // Its template has no GPU; an older revision with one keeps a quarter of its instances.
         {
           name: 'indexer',
@@ -86,6 +88,27 @@ const policy = parsePolicy({
 });
 
 describe('a worker pool split between revisions of different pools', () => {
+  it('is read as split only where its instances go to another revision than the template', async () => {
+    const listed = new Map(
+      (await adapter.listWorkerPools(PROJECT, REGION)).map((w) => [w.name, w]),
+    );
+    expect(listed.get('transcoder')?.templateServes).toBeUndefined();
+    expect(listed.get('encoder')).toMatchObject({
+      templateServes: false,
+      servingRevisions: [
+        { name: expect.stringMatching(/^encoder-00001-/), inSplit: true },
+        { name: expect.stringMatching(/^encoder-00002-/), inSplit: true },
+      ],
+    });
+    const [older] = listed.get('encoder')?.servingRevisions ?? [];
+    expect(
+      await adapter.getRevisionMax(PROJECT, REGION, 'encoder', older?.name ?? '', 'workerPools'),
+    ).toEqual({
+      maxInstances: null,
+      gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+    });
+  });
+
   it("observation counts the older revision's GPUs in its own pool, at all the pool's instances", async () => {
     const o = await observe(policy, ports, emulator.now().getTime());
     expect(o.problems).toEqual([]);
