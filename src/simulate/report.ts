@@ -1,4 +1,5 @@
 import { DateTime } from 'luxon';
+import { oneLine } from '../core/text.js';
 import {
   capsChart,
   CHART_WIDTHS,
@@ -26,8 +27,13 @@ interface ReportOptions {
   notes?: readonly string[];
 }
 
+/**
+ * Text as HTML: markup characters as entities, and control characters, line separators and
+ * bidirectional overrides as a space (`oneLine`): a path holding U+202E showed the rest of its
+ * heading backwards, as it would a terminal's line.
+ */
 function escape(text: string): string {
-  return text.replace(
+  return oneLine(text).replace(
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
   );

@@ -933,6 +933,18 @@ describe('names and paths that hold HTML', () => {
     expect(html).not.toContain('"onload="');
     expect(html).not.toContain(evil);
   });
+
+  it('reorder nothing: a bidirectional control in a path shows as a space', () => {
+    // Before: a path holding U+202E (right-to-left override) showed the rest of the title and of
+    // the line under it backwards, "sim/x‮.yaml" as "sim/xlmay.", as oneLine guards a terminal.
+    const path = 'sims/\u202Eevil\u2066.yaml';
+    const html = renderReport(
+      { ...result([strategy('governor', [90, 10], [2, 2])], null), label: path },
+      { subtitle: `policy ${path}`, notes: [`replayed ${path}`] },
+    );
+    expect(html).not.toMatch(/[\u202A-\u202E\u2066-\u2069]/);
+    expect(html).toContain('<title>Governor simulation: sims/ evil .yaml</title>');
+  });
 });
 
 describe('the GPUs axis of the caps chart', () => {
