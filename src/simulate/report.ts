@@ -78,7 +78,7 @@ const COMPARISON_COLUMNS: readonly Column[] = [
   {
     head: 'share error under scarcity',
     explain:
-      'Mean, over the minutes a pool had more demand than GPUs, of the share of the pool served differently from the oracle’s weighted split (0 to 1).',
+      'Mean, over the minutes a pool had more demand than GPUs, of the share of the pool served differently from the oracle’s weighted split (0 to 1); — where no minute had more demand than a pool of one GPU or more.',
   },
   {
     head: 'priority inversions (min)',
@@ -452,10 +452,10 @@ function headline(result: SimulationResult): string {
   if (!h) return '';
   const gap =
     h.gapClosed === null
-      ? 'no gap: the equal split refused no more than the oracle'
+      ? 'no gap: the equal split refused no more than the best at the same tick'
       : `<b>${fmt(h.gapClosed, 2)}</b>${h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`;
   return `<ul class="headline">
-<li>Gap closed, (equal split − governor) ÷ (equal split − the best at the same tick, with hindsight), in refused GPU-minutes: ${gap}; against the clairvoyant oracle (re-split every minute): <b>${h.gapClosedClairvoyant === null ? '—' : fmt(h.gapClosedClairvoyant, 2)}</b></li>
+<li>Gap closed, (equal split − governor) ÷ (equal split − the best at the same tick, with hindsight), in refused GPU-minutes: ${gap}; against the clairvoyant oracle (re-split every minute): ${h.gapClosedClairvoyant === null ? '<b>—</b> (no gap: the equal split refused no more than it)' : `<b>${fmt(h.gapClosedClairvoyant, 2)}</b>`}</li>
 <li>Refused GPU-minutes, governor ÷ equal split: <b>${h.refusedVsEqualSplit === null ? '—' : fmt(h.refusedVsEqualSplit, 2)}</b>${h.refusedVsEqualSplit === null ? ' (the equal split refused nothing)' : ''}</li>
 <li>Writes per service per hour: <b>${fmt(h.writesPerServiceHour, 2)}</b> · invariant violations: <b>${h.invariantViolations}</b></li>
 </ul>`;

@@ -122,6 +122,23 @@ function result(strategies: StrategyResult[], gapClosed: number | null): Simulat
   };
 }
 
+describe('a figure the run cannot give', () => {
+  it('is a dash that says why, in the headline and in the share error column', () => {
+    // Before: with no gap to close, "against the clairvoyant oracle: —" said nothing of why, and
+    // no word under the comparison said when the share error is "—" (a pool that never had more
+    // demand than GPUs, or had no GPU to share).
+    const html = renderReport(result([strategy('governor', [0, 0], [2, 2])], null));
+    const text = html.replace(/<[^>]+>/g, '');
+    expect(text).toContain(
+      'in refused GPU-minutes: no gap: the equal split refused no more than the best at the same tick;',
+    );
+    expect(text).toContain(
+      'against the clairvoyant oracle (re-split every minute): — (no gap: the equal split refused no more than it)',
+    );
+    expect(text).toMatch(/share error under scarcity[^]*— where no minute/);
+  });
+});
+
 describe('the report explains', () => {
   it('why the governor refused more than static caps that over-commit the pool', () => {
     const html = renderReport(
