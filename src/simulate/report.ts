@@ -478,6 +478,10 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 </section>`;
 
 /**
+ * Below 900 px, a service's name wraps (anywhere: a Cloud Run name has no spaces) in a column of
+ * at most 10 em or 40% of the window: on one line, a name of 49 characters made the column that
+ * stays in place as the table scrolls wider than a phone's table, and hid every number under it.
+ *
  * The page's colours. The body sets its background with its text's colour: a reader may set a
  * dark background in the browser, and text coloured for white would sit on it (WCAG technique F24,
  * https://www.w3.org/WAI/WCAG22/Techniques/failures/F24).
@@ -492,6 +496,7 @@ caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figur
 dl.columns,dl.strategies{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;color:#444}
 dl dt{font-weight:600}dl dd{margin:0}.explain{background:#f6f6f6;padding:4px 12px;margin:12px 0}
 @media (max-width:760px){dl.columns,dl.strategies{grid-template-columns:1fr}dl dd{margin-bottom:6px}}
+@media (max-width:900px){table.services tbody th{white-space:normal;overflow-wrap:anywhere;min-width:min(10em,40vw)}}
 details{margin:4px 0 0}summary{cursor:pointer;color:#1f4e9c}table.numbers td{font-variant-numeric:tabular-nums}table.numbers tbody th{white-space:nowrap}
 @media print{body{margin:0;max-width:none;font-size:11px}table{display:table;font-size:10px}table.services tbody th,table.services td{white-space:normal}th,td{padding:2px 4px}figure,tr,.explain{break-inside:avoid}details{display:none}}`;
 

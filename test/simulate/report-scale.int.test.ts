@@ -213,6 +213,27 @@ describe('the report of many services over a week, in headless Chromium', () => 
     },
   );
 
+  it.each([390, 700])(
+    'at %i px, a service name of many characters leaves the numbers of its row in view',
+    async (width) => {
+      // Before: the name column, which stays in place as the table scrolls, was as wide as the
+      // longest name on one line, wider than the table's box on a phone: every number of the
+      // per-service table scrolled under it and none could be read, nor the whole name.
+      const { page } = await open(width, big);
+      const table = await page.$eval('table.services', (t) => {
+        const names = [...t.querySelectorAll<HTMLElement>('tbody th')];
+        return {
+          box: t.clientWidth,
+          column: Math.max(...names.map((n) => n.getBoundingClientRect().width)),
+          cut: names.filter((n) => n.scrollWidth > n.clientWidth + 1).length,
+        };
+      });
+      expect(table.column).toBeLessThanOrEqual(table.box / 2);
+      expect(table.cut).toBe(0);
+      await page.close();
+    },
+  );
+
   it.each([1280, 390])(
     'sixty services over a week, named with HTML in them, at %i px: small, escaped, readable',
     async (width) => {
