@@ -7,6 +7,7 @@ import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.j
 import { InputError, UpstreamError, UsageError } from '../core/errors.js';
 import { inPolicyScope, type Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
+import { oneLine } from '../core/text.js';
 import type { Fleet } from '../emulator/fleet.js';
 import {
   buildReplayInput,
@@ -369,8 +370,9 @@ async function output(
     io.stdout.write(JSON.stringify(json, null, 2) + '\n');
   } else {
     io.stdout.write(renderTable(result));
-    if (notes.length > 0) io.stdout.write('\n' + notes.map((n) => `  note: ${n}\n`).join(''));
-    if (flags.report) io.stdout.write(`\nreport: ${flags.report}\n`);
+    if (notes.length > 0)
+      io.stdout.write('\n' + notes.map((n) => `  note: ${oneLine(n)}\n`).join(''));
+    if (flags.report) io.stdout.write(`\nreport: ${oneLine(flags.report)}\n`);
   }
   const violations = result.headline?.invariantViolations ?? 0;
   return violations > 0 ? 1 : 0;
@@ -385,7 +387,7 @@ function summary(result: SimulationResult): Omit<SimulationResult, 'strategies'>
 
 function renderTable(result: SimulationResult): string {
   const lines = [
-    `${result.label}: ${(result.minutes / 60).toFixed(1)} h, governor every ${result.tickMinutes} min, metrics ${result.lagMinutes} min behind`,
+    `${oneLine(result.label)}: ${(result.minutes / 60).toFixed(1)} h, governor every ${result.tickMinutes} min, metrics ${result.lagMinutes} min behind`,
     '',
   ];
   // The first column as wide as the longest strategy's name, so the numbers stay in columns.
