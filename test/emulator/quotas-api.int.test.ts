@@ -101,26 +101,32 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
     // (their resource patterns in google/api/cloudquotas/v1/resources.proto, and the example
     // parents of ListQuotaInfosRequest): valid names the emulator does not model.
     const q = clients.quotas;
-    const calls: [string, Promise<unknown>][] = [];
+    // Each call's outcome is taken as it is made: awaited one after the other, a later call's
+    // rejection would arrive before its handler, an unhandled rejection.
+    const calls: [string, ReturnType<typeof codeOf>][] = [];
+    const call = (what: string, made: Promise<unknown>): [string, ReturnType<typeof codeOf>] => [
+      what,
+      codeOf(made),
+    ];
     for (const container of ['folders/234', 'organizations/345']) {
       const parent = `${container}/locations/global`;
       calls.push(
-        [
+        call(
           `GetQuotaInfo ${container}`,
           q.getQuotaInfo({
             name: `${parent}/services/run.googleapis.com/quotaInfos/NvidiaL4GpuAllocPerProjectRegion`,
           }),
-        ],
-        [
+        ),
+        call(
           `ListQuotaInfos ${container}`,
           q.listQuotaInfos({ parent: `${parent}/services/run.googleapis.com` }),
-        ],
-        [`ListQuotaPreferences ${container}`, q.listQuotaPreferences({ parent })],
-        [
+        ),
+        call(`ListQuotaPreferences ${container}`, q.listQuotaPreferences({ parent })),
+        call(
           `GetQuotaPreference ${container}`,
           q.getQuotaPreference({ name: `${parent}/quotaPreferences/p` }),
-        ],
-        [
+        ),
+        call(
           `CreateQuotaPreference ${container}`,
           q.createQuotaPreference({
             parent,
@@ -131,8 +137,8 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
               quotaConfig: { preferredValue: 1 },
             },
           }),
-        ],
-        [
+        ),
+        call(
           `UpdateQuotaPreference ${container}`,
           q.updateQuotaPreference({
             quotaPreference: {
@@ -140,11 +146,11 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
               quotaConfig: { preferredValue: 1 },
             },
           }),
-        ],
+        ),
       );
     }
-    for (const [what, call] of calls)
-      expect((await codeOf(call)).code, what).toBe(status.UNIMPLEMENTED);
+    for (const [what, outcome] of calls)
+      expect((await outcome).code, what).toBe(status.UNIMPLEMENTED);
   });
 
   it('lists the quota infos of Cloud Run and follows quota changes', async () => {
