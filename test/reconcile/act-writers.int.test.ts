@@ -528,28 +528,38 @@ describe('restore: another writer between its reads and its writes', () => {
   });
 });
 
+/**
+ * The hook of the lowering-back tests: the read after the raises (the run's third listing) finds
+ * the pool filled `over` GPUs more by another writer (ext-render), and the first write after it,
+ * a lowering back, is refused with nothing of it applied. Returns whether it was refused.
+ */
+function fillThenRefuseFirstLowering(over: number): () => boolean {
+  let lists = 0;
+  let refused = false;
+  hook = (name) => {
+    if (name === 'ListServices' && ++lists === 3) {
+      const ext = emulator.state().services.find((s) => s.name === 'ext-render');
+      if (ext) emulator.edit({ service: 'ext-render', maxInstances: ext.maxInstances + over });
+    }
+    if (lists >= 3 && name === 'UpdateService' && !refused) {
+      refused = true;
+      return new RpcError(status.FAILED_PRECONDITION, 'injected: another operation is in flight');
+    }
+    return undefined;
+  };
+  return () => refused;
+}
+
 describe('act: a lowering back that fails', () => {
   it('another raise of the run comes down in its place: the pool ends within quota', async () => {
     await start();
     // The read after the raises (the run's third listing) finds the pool filled past its quota by
     // another writer; the first lowering back is refused, nothing of it applied.
-    let lists = 0;
-    let refused = '';
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 3) {
-        const ext = emulator.state().services.find((s) => s.name === 'ext-render');
-        if (ext) emulator.edit({ service: 'ext-render', maxInstances: ext.maxInstances + 2 });
-      }
-      if (lists >= 3 && name === 'UpdateService' && refused === '') {
-        refused = name;
-        return new RpcError(status.FAILED_PRECONDITION, 'injected: another operation is in flight');
-      }
-      return undefined;
-    };
+    const refused = fillThenRefuseFirstLowering(2);
     const report = await run();
     const raised = report.writes.filter((w) => w.cause === 'written' && w.planned > w.from);
     expect(raised.length).toBeGreaterThan(1);
-    expect(refused).not.toBe('');
+    expect(refused()).toBe(true);
     expect(report.writes.some((w) => w.cause === 'failed' && w.from > w.planned)).toBe(true);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
     expect(held()).toBeLessThanOrEqual(QUOTA);
@@ -562,21 +572,9 @@ describe('act: a lowering back that fails, where the raise before it was lowered
     await start();
     // The read after the raises finds the pool 4 over: the last planned raises come back whole,
     // the first only in part. The first lowering back sent is refused, nothing of it applied.
-    let lists = 0;
-    let refused = '';
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 3) {
-        const ext = emulator.state().services.find((s) => s.name === 'ext-render');
-        if (ext) emulator.edit({ service: 'ext-render', maxInstances: ext.maxInstances + 4 });
-      }
-      if (lists >= 3 && name === 'UpdateService' && refused === '') {
-        refused = name;
-        return new RpcError(status.FAILED_PRECONDITION, 'injected: another operation is in flight');
-      }
-      return undefined;
-    };
+    const refused = fillThenRefuseFirstLowering(4);
     const report = await run();
-    expect(refused).not.toBe('');
+    expect(refused()).toBe(true);
     expect(report.writes.some((w) => w.cause === 'failed' && w.from > w.planned)).toBe(true);
     // A raise this run lowered in part, lowered again from what it wrote: the pool fits.
     expect(held()).toBeLessThanOrEqual(QUOTA);
