@@ -163,16 +163,12 @@ export async function withRevisionsRead(
   // these reads; then to services whose template has no GPU, read only in case an older revision
   // serving still has one. Else a region of many services without GPUs, listed first, would leave
   // a GPU service counted coarsely.
-  const order = [...services.keys()].sort(
-    (a, b) => Number(services[a]?.gpu === null) - Number(services[b]?.gpu === null) || a - b,
-  );
+  const keys = [...services.keys()];
+  const gpuFirst = keys.filter((i) => services[i]?.gpu !== null);
+  const rest = keys.filter((i) => services[i]?.gpu === null);
   // Started in that order (each takes its share of the budget before its first await), answered
   // in the listing's.
   const pending: Promise<ObservedService>[] = [];
-  const [gpuFirst, rest] = [
-    order.filter((i) => services[i]?.gpu !== null),
-    order.filter((i) => services[i]?.gpu === null),
-  ];
   for (const i of gpuFirst) pending[i] = read(services[i] as ObservedService);
   const pools = workerPools.map(readPool);
   for (const i of rest) pending[i] = read(services[i] as ObservedService);
@@ -192,7 +188,7 @@ export async function withRevisionsRead(
 }
 
 /** The problem of a worker pool whose split's revisions were not read. */
-function poolUnread(name: string, why: string): string {
+export function poolUnread(name: string, why: string): string {
   return `worker pool ${name}: the revisions of its instance split could not be read (${why}), so which pools they hold GPUs of is unknown`;
 }
 

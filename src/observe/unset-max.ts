@@ -3,7 +3,12 @@ import type { ObservedService } from '../core/service.js';
 import { GovernorError } from '../core/errors.js';
 import type { ObservationProblem } from '../core/problems.js';
 import type { CloudRunPort } from '../ports/index.js';
-import { RevisionMemo, withRevisionsRead, withServingRevisions } from './serving-revisions.js';
+import {
+  poolUnread,
+  RevisionMemo,
+  withRevisionsRead,
+  withServingRevisions,
+} from './serving-revisions.js';
 
 /**
  * A Cloud Run port whose services carry `unsetMax`, what Cloud Run derives for a GPU service that
@@ -56,10 +61,7 @@ export function withUnsetMax(
         revisions,
       );
       const unread = workerPools.find((w) => w.revisionsUnread !== undefined);
-      if (unread)
-        throw new GovernorError(
-          `the revisions of worker pool ${unread.name}'s instance split could not be read (${unread.revisionsUnread ?? ''}), so which pools they hold GPUs of is unknown`,
-        );
+      if (unread) throw new GovernorError(poolUnread(unread.name, unread.revisionsUnread ?? ''));
       return workerPools;
     },
     listRunningExecutions: (project, region) => run.listRunningExecutions(project, region),

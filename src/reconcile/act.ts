@@ -943,7 +943,6 @@ async function compensate(
   let over = Math.max(0, -room);
   type Lowering = {
     raise: Raise;
-    change: PlanChange;
     svc: ObservedService;
     to: number;
     from: number;
@@ -984,7 +983,7 @@ async function compensate(
       if (to >= held) continue;
       over -= (held - to) * g;
       tried.set(r, null);
-      plans.push({ raise: r, change: r.change, svc, to, from: held, unanswered });
+      plans.push({ raise: r, svc, to, from: held, unanswered });
     }
     return plans;
   };
@@ -994,15 +993,16 @@ async function compensate(
       : '';
   const send = (plans: readonly Lowering[]): Promise<WriteResult[]> =>
     Promise.all(
-      plans.map(({ raise, change, svc, to, from, unanswered }) =>
+      plans.map(({ raise, svc, to, from, unanswered }) =>
         gate(async () => {
+          const { change } = raise;
           const noAnswer = unanswered
             ? ' (that raise got no answer and may still apply: lowered back before it can)'
             : '';
           const reason =
             room < 0
               ? `lowered back from ${from}${noAnswer}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`
-              : `written back to ${to}, not raised to ${from}: that raise got no answer and did not show on the read just after it, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
+              : fenceReason(from, to, 'did not show on the read just after it');
           const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
           // Lowering back must not wait for the write quota: it takes a slot now.
           opts.pacer.take(regionKey(c));
@@ -1063,6 +1063,11 @@ async function compensate(
   return results;
 }
 
+/** The reason of a fence: a raise that got no answer, written back to `to` from the `raised` it sent. */
+function fenceReason(raised: number, to: number, why: string): string {
+  return `written back to ${to}, not raised to ${raised}: that raise got no answer and ${why}, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
+}
+
 /**
  * When the read after the raises failed: each raise that got no answer and that no read has shown
  * settled is written back all the same, to the max its service had on the read it was sent
@@ -1102,7 +1107,11 @@ async function fenceUnread(
   return Promise.all(
     open.map((r) =>
       gate(async () => {
-        const reason = `written back to ${r.change.from}, not raised to ${r.to}: that raise got no answer and the pool could not be read again after it, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
+        const reason = fenceReason(
+          r.to,
+          r.change.from,
+          'the pool could not be read again after it',
+        );
         const c: PlanChange = {
           ...r.change,
           from: r.to,
