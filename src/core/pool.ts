@@ -340,6 +340,12 @@ export function revisionBound(s: MaxLevels): number | null {
   return s.templateServes === false ? null : positive(s.revisionMaxInstances);
 }
 
+/** {@link revisionBound} as the snapshot's (and a fleet's) `revisionMaxInstances` field, absent when null. */
+export function revisionMaxOf(s: MaxLevels): { revisionMaxInstances?: number } {
+  const max = revisionBound(s);
+  return max === null ? {} : { revisionMaxInstances: max };
+}
+
 /**
  * The serving revisions in the traffic split when every serving revision was read (a tagged one
  * too: one unread leaves the service counted at the unset max), else null. A revision only tagged

@@ -9,7 +9,7 @@ import {
   entryPool,
   gpuPool,
   maxInForce,
-  revisionBound,
+  revisionMaxOf,
   poolIdOf,
   poolKey,
   quotaFromPolicy,
@@ -504,12 +504,6 @@ function countsUnset(svc: ObservedService): boolean {
   const { level } = maxInForce(svc);
   if (level === 'default') return true;
   return level === 'revisions' && (splitRevisions(svc) ?? []).some((r) => r.maxInstances === null);
-}
-
-/** The serving revision's own max, which bounds what any service-level max can raise the cap to. */
-function revisionMaxOf(svc: ObservedService): { revisionMaxInstances?: number } {
-  const max = revisionBound(svc);
-  return max === null ? {} : { revisionMaxInstances: max };
 }
 
 /**

@@ -6,7 +6,7 @@ import {
   gpuPool,
   poolKey,
   quotaFromPolicy,
-  revisionBound,
+  revisionMaxOf,
   type PoolId,
 } from '../core/pool.js';
 import type { MetricSeries, ObservePorts } from '../ports/index.js';
@@ -165,7 +165,6 @@ export async function buildReplayInput(
         for (let m = 0; m < warmup; m++) series[m] = series[warmup] ?? 0;
         const key = `replay:${project}/${s.region}/${s.name}`;
         traces.set(key, series);
-        const revisionMax = revisionBound(s);
         return {
           name: s.name,
           region: s.region,
@@ -174,7 +173,7 @@ export async function buildReplayInput(
           maxInstances: effectiveMax(s),
           // The serving revision's own max, which no service-level max the governor writes can
           // raise the cap past (core/pool.ts revisionBound): replayed, the governor meets it too.
-          ...(revisionMax === null ? {} : { revisionMaxInstances: revisionMax }),
+          ...revisionMaxOf(s),
           minInstances: Math.min(
             effectiveMax(s),
             Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0),
