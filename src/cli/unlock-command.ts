@@ -7,7 +7,7 @@ import { oneLine } from '../core/text.js';
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { cutText, faultText, UsageError } from '../core/errors.js';
 import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '../ports/index.js';
-import { LEASE_MARGIN_MS } from '../reconcile/lease.js';
+import { leaseTtlMs } from '../reconcile/lease.js';
 import { openCliStore } from '../runtime.js';
 import { MAX_RUN_DEADLINE_MS, type RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -117,7 +117,7 @@ export async function runUnlock(
  * The longest a governor takes a lease for: the longest run deadline, and the margin after it
  * (reconcile/lease.ts leaseTtlMs).
  */
-const MAX_LEASE_TTL_MS = MAX_RUN_DEADLINE_MS + LEASE_MARGIN_MS;
+const MAX_LEASE_TTL_MS = leaseTtlMs({ deadlineMs: MAX_RUN_DEADLINE_MS });
 
 /**
  * What the times of a shown lease mean: expired, or ending by itself at its expiry; but a lease

@@ -29,7 +29,7 @@ import {
 export const LEASE_MARGIN_MS = 60_000;
 
 /** How long a lease is taken for (see takeLeases): a little longer than a run may take. */
-export function leaseTtlMs(options: ReconcileOptions): number {
+export function leaseTtlMs(options: Pick<ReconcileOptions, 'deadlineMs'>): number {
   return options.deadlineMs + LEASE_MARGIN_MS;
 }
 
