@@ -50,6 +50,13 @@ locals {
     # revision does not serve (traffic pinned or split, a rollout, a failed revision):
     # https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get
     "run.revisions.get",
+    # The same GetRevision on a worker pool's revision (workerPools/W/revisions/R, the rpc's other
+    # HTTP binding in google/cloud/run/v2/revision.proto): Google names no permission for it, and
+    # documents worker pool revisions under the worker pool's roles
+    # (https://cloud.google.com/run/docs/managing/workerpool-revisions, "Required roles"). Where
+    # Google is silent the module fails safe: run.workerpools.get goes beside run.revisions.get,
+    # both held by Cloud Run Viewer (https://cloud.google.com/iam/docs/roles-permissions/run).
+    "run.workerpools.get",
     "run.workerpools.list", # WorkerPools.ListWorkerPools: GPU worker pools are unmanaged usage
     # Cloud Run jobs hold GPUs while their tasks run: unmanaged usage. One ListExecutions per region
     # with parent jobs/- (every job) needs run.executions.list on the parent and nothing else, so no
@@ -61,6 +68,12 @@ locals {
     # Cloud Monitoring, src/adapters/monitoring.ts: the governor's own metrics, once per run
     # (custom.googleapis.com/gpu_governor/*, for the dashboard and the not-running alert policy)
     "monitoring.timeSeries.create", # MetricService.CreateTimeSeries
+    # The first write of each metric creates its descriptor ("auto-creation",
+    # https://cloud.google.com/monitoring/custom-metrics/creating-metrics#auto-creation); Google
+    # does not say whether that write also checks monitoring.metricDescriptors.create. The module
+    # fails safe and grants it, as Monitoring Metric Writer, the role Google documents for writing
+    # metrics, holds both (https://cloud.google.com/iam/docs/roles-permissions/monitoring).
+    "monitoring.metricDescriptors.create",
     # Cloud Quotas, src/adapters/quotas.ts: the regional GPU quota
     # https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.services.quotaInfos/get
     "cloudquotas.quotas.get", # CloudQuotas.GetQuotaInfo

@@ -39,6 +39,14 @@ export const PERMISSION_GRANTS = {
     role: 'roles/run.viewer on the project',
     terraform: READ_ROLE,
   },
+  // The same GetRevision on a worker pool's revision: Google names no permission for it
+  // (https://cloud.google.com/run/docs/managing/workerpool-revisions names only roles), so the
+  // worker pool's own read is granted beside run.revisions.get: Cloud Run Viewer holds both.
+  'run.workerpools.get': {
+    call: "Revisions.GetRevision on a worker pool's revision (Google names no permission for it: granted beside run.revisions.get)",
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
   'run.operations.get': {
     call: 'Operations.GetOperation (waiting for a write)',
     role: 'roles/run.viewer on the project',
@@ -61,6 +69,15 @@ export const PERMISSION_GRANTS = {
   },
   'monitoring.timeSeries.create': {
     call: "MetricService.CreateTimeSeries (the governor's own metrics, once per run)",
+    role: 'roles/monitoring.metricWriter on the project',
+    terraform: READ_ROLE,
+  },
+  // A metric's first write creates its descriptor
+  // (https://cloud.google.com/monitoring/custom-metrics/creating-metrics#auto-creation); whether
+  // that needs this permission Google does not say, so it is granted as Monitoring Metric Writer
+  // grants it beside monitoring.timeSeries.create.
+  'monitoring.metricDescriptors.create': {
+    call: "MetricService.CreateTimeSeries, the first write of each of the governor's own metrics (which creates its descriptor)",
     role: 'roles/monitoring.metricWriter on the project',
     terraform: READ_ROLE,
   },

@@ -37,10 +37,12 @@ locals {
     "run.services.get",
     "run.revisions.get",
     "run.operations.get",
+    "run.workerpools.get",
     "run.workerpools.list",
     "run.executions.list",
     "monitoring.timeSeries.list",
     "monitoring.timeSeries.create",
+    "monitoring.metricDescriptors.create",
     "cloudquotas.quotas.get",
     # Cloud Asset Inventory SearchAllResources, src/adapters/assets.ts, on the organisation or
     # folder searched: https://cloud.google.com/asset-inventory/docs/access-control#required_permissions

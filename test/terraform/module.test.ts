@@ -679,21 +679,28 @@ describe('identity and permissions', () => {
         'run.locations.list',
         'run.services.list',
         'run.services.get',
-        // The serving revisions' own max of a service whose latest revision does not serve
+        // The serving revisions' own max of a service whose latest revision does not serve, or
+        // of a worker pool's instance split; for a worker pool's revision Google names no
+        // permission, so run.workerpools.get (Cloud Run Viewer holds both) goes beside it
         'run.revisions.get',
+        'run.workerpools.get',
         'run.operations.get',
         'run.workerpools.list',
         'run.executions.list',
         // Cloud Monitoring and Cloud Quotas
         'monitoring.timeSeries.list',
         'cloudquotas.quotas.get',
-        // The governor's own metrics (custom.googleapis.com/gpu_governor/*), once per run
+        // The governor's own metrics (custom.googleapis.com/gpu_governor/*), once per run, and
+        // the descriptor their first write creates (Google does not say whether that write
+        // needs it; Monitoring Metric Writer holds both)
         'monitoring.timeSeries.create',
+        'monitoring.metricDescriptors.create',
       ].sort(),
     );
     // No write to the fleet, no IAM policy reads (TestIamPermissions needs none), nothing
-    // project-wide to change: the one create adds points to the governor's own metrics.
-    for (const p of permissions.filter((x) => x !== 'monitoring.timeSeries.create'))
+    // project-wide to change: the two creates are the governor's own metrics.
+    const ownMetrics = ['monitoring.timeSeries.create', 'monitoring.metricDescriptors.create'];
+    for (const p of permissions.filter((x) => !ownMetrics.includes(x)))
       expect(p).not.toMatch(/\.(update|create|delete|setIamPolicy)$/);
   });
 
@@ -749,7 +756,21 @@ describe('identity and permissions', () => {
       .filter(([, g]) => g.terraform.startsWith("the module's read role"))
       .map(([p]) => p);
     expect(throughReadRole).toContain('run.revisions.get');
+    expect(throughReadRole).toContain('run.workerpools.get');
+    expect(throughReadRole).toContain('monitoring.metricDescriptors.create');
     expect(throughReadRole.filter((p) => !read.includes(p))).toEqual([]);
+  });
+
+  it("terraform/README.md's table of the governor's permissions lists exactly those of src/core/permissions.ts", () => {
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    const section = readme.split('### Governor (')[1]?.split('\n### ')[0] ?? '';
+    const listed = section
+      .split('\n')
+      .filter((l) => l.startsWith('| `'))
+      .map((l) => /^\| `([a-z]+\.[A-Za-z]+\.[A-Za-z]+)`/.exec(l)?.[1])
+      .filter((p): p is string => p !== undefined);
+    expect(listed.length).toBeGreaterThan(10);
+    expect([...listed].sort()).toEqual(Object.keys(PERMISSION_GRANTS).sort());
   });
 
   it('the write role holds run.services.update alone', () => {
