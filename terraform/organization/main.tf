@@ -61,6 +61,8 @@ locals {
   # UpdateQuotaPreference need cloudquotas.quotas.update on the project
   # (https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/create).
   org_quota_request_permissions = try(var.policy.quotaRequests.enabled, false) == true ? ["cloudquotas.quotas.update"] : []
+  # In the host project alone (governor_host, below).
+  host_permissions = ["serviceusage.services.use"]
 
   policy = merge(var.policy, {
     version  = 1
@@ -118,6 +120,30 @@ resource "google_project_service" "cloudquotas" {
   service                    = "cloudquotas.googleapis.com"
   disable_on_destroy         = false
   disable_dependent_services = false
+}
+
+# The search is made from the host project, the governor's account's. Cloud Asset Inventory
+# lists serviceusage.services.use among the permissions "required to work with asset metadata",
+# beside the Cloud Asset roles (https://cloud.google.com/asset-inventory/docs/roles-permissions),
+# and asks it on the project a request is billed to
+# (https://cloud.google.com/asset-inventory/docs/configuring-permissions); its per-method table
+# names cloudasset.assets.searchAllResources alone for the search
+# (https://cloud.google.com/asset-inventory/docs/access-control). Where Google's pages differ the
+# module fails safe: the permission is granted, on the host project only, in a role of its own (an
+# organisation custom role, as whoever applies may create those already). Every unit's Cloud
+# Quotas calls are made from the same project.
+resource "google_organization_iam_custom_role" "governor_host" {
+  org_id      = var.organization_id
+  role_id     = "${replace(var.name, "-", "_")}_host"
+  title       = "Cloud Run GPU governor host project (${var.name})"
+  description = "Use the APIs enabled in the host project, where the governor's searches and quota reads are made from."
+  permissions = local.host_permissions
+}
+
+resource "google_project_iam_member" "governor_host" {
+  project = var.project_id
+  role    = google_organization_iam_custom_role.governor_host.name
+  member  = local.governor_member
 }
 
 resource "google_service_account" "governor" {

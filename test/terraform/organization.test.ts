@@ -121,6 +121,26 @@ describe("the policy's own projects", () => {
 });
 
 describe('the host project', () => {
+  // Cloud Asset Inventory lists serviceusage.services.use among what viewing asset metadata
+  // requires (https://cloud.google.com/asset-inventory/docs/roles-permissions), on the project a
+  // request is billed to (https://cloud.google.com/asset-inventory/docs/configuring-permissions):
+  // the search is made from the host project, so it is granted there, alone, and nowhere else.
+  it("grants serviceusage.services.use on the host project alone, for the dispatch's search", () => {
+    expect(org.locals['host_permissions']).toEqual(['serviceusage.services.use']);
+    const role = resource(org, 'google_organization_iam_custom_role', 'governor_host');
+    expect(role['org_id']).toBe('${var.organization_id}');
+    expect(role['permissions']).toBe('${local.host_permissions}');
+    const grant = resource(org, 'google_project_iam_member', 'governor_host');
+    expect(grant['project']).toBe('${var.project_id}');
+    expect(grant['role']).toBe('${google_organization_iam_custom_role.governor_host.name}');
+    expect(grant['member']).toBe('${local.governor_member}');
+    expect(grant['for_each']).toBeUndefined();
+    // Not in the role granted across the governed scope.
+    expect(org.locals['org_read_permissions']).not.toContain('serviceusage.services.use');
+    const doc = readFileSync('docs/organization.md', 'utf8');
+    expect(doc).toMatch(/`serviceusage\.services\.use`[^|]*\|[^|]*the host project/);
+  });
+
   // Everything the module makes in the host project is made by whoever applies it: the roles
   // terraform/README.md lists for the single-project module's project_id, but Eventarc's (no
   // Pub/Sub trigger here) and iam.roleAdmin (no project-level custom role here).
