@@ -17,6 +17,7 @@ import {
   UpstreamError,
   errorMessage,
 } from '../core/errors.js';
+import { permissionsNamedIn } from '../core/permissions.js';
 import { grpcCode, grpcCodeName } from './retry.js';
 
 /**
@@ -74,7 +75,7 @@ export function translateGrpcError(error: unknown, what: string): Error {
 /**
  * The permission(s) a PERMISSION_DENIED names: google-gax decodes Google's ErrorInfo detail into
  * `errorInfoMetadata` (key `permission`, as IAM sends it), and the text says it too, as
- * `Permission 'iam.serviceaccounts.actAs' denied on ...`.
+ * `Permission 'iam.serviceaccounts.actAs' denied on ...` (core/permissions.ts permissionsNamedIn).
  */
 function permissionsOf(error: unknown): string[] {
   const found = new Set<string>();
@@ -85,8 +86,7 @@ function permissionsOf(error: unknown): string[] {
       if (typeof p === 'string' && p !== '') found.add(p);
     }
   }
-  for (const m of detailsOf(error).matchAll(/[Pp]ermissions? '([\w.]+)' (?:is )?denied/g))
-    if (m[1]) found.add(m[1]);
+  for (const p of permissionsNamedIn(detailsOf(error))) found.add(p);
   return [...found];
 }
 

@@ -1,3 +1,4 @@
+import { governorPermission, howToGrant, permissionsNamedIn } from '../core/permissions.js';
 import { listOnOneLine, oneLine } from '../core/text.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 
@@ -40,6 +41,22 @@ function corruptStateHint(text: string): string | null {
 }
 
 /**
+ * The hint for a permission Google denied that a run needs: the role that holds it and how the
+ * Terraform module grants it, from the one table (core/permissions.ts). A command runs as the
+ * credentials it finds (a person's, or the function's account), so it names no account. Null when
+ * the failure names no such permission.
+ */
+function permissionHint(text: string): string | null {
+  const needed = permissionsNamedIn(text)
+    .map(governorPermission)
+    .filter((p) => p !== null);
+  if (needed.length === 0) return null;
+  return [...new Set(needed)]
+    .map((p) => `the identity this ran as lacks ${p}: ${howToGrant(p)}`)
+    .join('; ');
+}
+
+/**
  * The one line a failed command prints on stderr: the error, and a hint if one applies. An error
  * that lists its faults a line each (a state file that does not parse) is put on one line
  * (listOnOneLine), the hint after all of them; a control character an error quotes (a name from
@@ -50,7 +67,10 @@ export function failureLine(
   options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'> | null,
 ): string {
   const line = oneLine(listOnOneLine(message));
-  const hint = (options ? emulatorGoneHint(line, options) : null) ?? corruptStateHint(line);
+  const hint =
+    (options ? emulatorGoneHint(line, options) : null) ??
+    corruptStateHint(line) ??
+    permissionHint(line);
   return `error: ${line}${hint ? ` — ${hint}` : ''}\n`;
 }
 

@@ -114,6 +114,30 @@ export const PERMISSION_GRANTS = {
 
 export type GovernorPermission = keyof typeof PERMISSION_GRANTS;
 
+/**
+ * The permissions a denial's text names: Cloud Run and IAM quote it ("Permission
+ * 'run.services.list' denied on resource ...", "Permission 'iam.serviceaccounts.actAs' denied on
+ * service account ..."), Monitoring does not ("Permission monitoring.timeSeries.list denied (or
+ * the resource may not exist)"); Google's permission errors name "the permission that you need"
+ * (https://cloud.google.com/iam/docs/permission-error-messages).
+ */
+export function permissionsNamedIn(text: string): string[] {
+  const found = new Set<string>();
+  for (const m of text.matchAll(/[Pp]ermissions? '?([A-Za-z]+(?:\.[A-Za-z]+)+?)'? (?:is )?denied/g))
+    if (m[1]) found.add(m[1]);
+  return [...found];
+}
+
+/**
+ * The permission of {@link PERMISSION_GRANTS} a name from Google stands for, whatever its case
+ * (IAM writes `iam.serviceaccounts.actAs`); null for one the governor never needs.
+ */
+export function governorPermission(name: string): GovernorPermission | null {
+  const lower = name.toLowerCase();
+  const known = Object.keys(PERMISSION_GRANTS) as GovernorPermission[];
+  return known.find((p) => p.toLowerCase() === lower) ?? null;
+}
+
 /** One line saying how to grant a permission. */
 export function howToGrant(permission: GovernorPermission): string {
   const g: PermissionGrant = PERMISSION_GRANTS[permission];

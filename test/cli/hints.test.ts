@@ -76,3 +76,42 @@ describe("the line for Firestore's kept discovery that cannot be read", () => {
     expect(line).toContain('the next dispatch searches again');
   });
 });
+
+describe('the line for a permission Google denied', () => {
+  // Google's denial names the permission ("Permission 'run.services.list' denied on resource
+  // ...", https://cloud.google.com/iam/docs/permission-error-messages); the hint says which role
+  // holds it and how the Terraform module grants it, from the one table (src/core/permissions.ts).
+  it.each([
+    [
+      "listing the services of projects/p/locations/r failed: PERMISSION_DENIED: Permission 'run.services.list' denied on resource 'projects/p/locations/r' (or resource may not exist).",
+      'run.services.list',
+      'roles/run.viewer',
+    ],
+    [
+      "reading quota failed: PERMISSION_DENIED: Permission 'cloudquotas.quotas.get' denied on resource 'projects/p/locations/global/services/run.googleapis.com/quotaInfos/Q'.",
+      'cloudquotas.quotas.get',
+      'roles/cloudquotas.viewer',
+    ],
+    [
+      "setting max instances of s failed: PERMISSION_DENIED: Permission 'iam.serviceaccounts.actAs' denied on service account sa@p.iam.gserviceaccount.com (or it may not exist).",
+      'iam.serviceAccounts.actAs',
+      'roles/iam.serviceAccountUser',
+    ],
+    [
+      "writing the governor's metrics to project p (CreateTimeSeries) failed: PERMISSION_DENIED: Permission monitoring.metricDescriptors.create denied (or the resource may not exist).",
+      'monitoring.metricDescriptors.create',
+      'roles/monitoring.metricWriter',
+    ],
+  ])('%s names the role that holds it', (message, permission, role) => {
+    const line = failureLine(message, null);
+    expect(line).toContain(`the identity this ran as lacks ${permission}: grant ${role}`);
+    expect(line).toContain('(Terraform: ');
+    expect(line.endsWith('\n')).toBe(true);
+    expect(line.split('\n').length).toBe(2);
+  });
+
+  it('a denial of a permission the governor never needs has no such hint', () => {
+    const message = "PERMISSION_DENIED: Permission 'storage.objects.get' denied on resource 'b/o'.";
+    expect(failureLine(message, null)).toBe(`error: ${message}\n`);
+  });
+});
