@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Alert } from './alert.js';
 import { makeAlert, projectWide } from './conditions.js';
 import { beyondSkew } from './duration.js';
+import type { GovernorPermission } from './permissions.js';
 import { withUniqueIds } from './notify.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
@@ -342,7 +343,7 @@ export const QUOTA_CALL_PERMISSION = {
   get: 'cloudquotas.quotas.get',
   create: 'cloudquotas.quotas.update',
   update: 'cloudquotas.quotas.update',
-} as const;
+} as const satisfies Record<string, GovernorPermission>;
 export type QuotaCall = keyof typeof QUOTA_CALL_PERMISSION;
 
 /** One Cloud Quotas preference call that failed in a run. */

@@ -1,4 +1,5 @@
 import { groupBy } from '../core/collections.js';
+import type { GovernorPermission } from '../core/permissions.js';
 import { oneLine } from '../core/text.js';
 import { gcloudToLatest } from '../core/gcloud.js';
 import { quotaInPlan, type Plan, type PlanChange, type PlanPool } from '../core/plan.js';
@@ -190,7 +191,10 @@ const REASON_MAX = 500;
 const WRITER_SHOWN = 200;
 
 /** The permissions a scaling write needs, named when a denial does not say which it lacked. */
-const WRITE_PERMISSIONS = ['run.services.update', 'iam.serviceAccounts.actAs'] as const;
+const WRITE_PERMISSIONS = [
+  'run.services.update',
+  'iam.serviceAccounts.actAs',
+] as const satisfies readonly GovernorPermission[];
 
 export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteResult[]> {
   const opts: Acting = { ...options, timing: { slowestWriteMs: 0 } };
