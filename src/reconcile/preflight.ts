@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import type { Plan } from '../core/plan.js';
 import {
+  governorPermission,
   howToGrant,
   missingItem,
   okItem,
@@ -62,10 +63,24 @@ function describe(e: unknown): string {
   return errorMessage(e);
 }
 
-/** A refused read: the permission missing, or (API disabled, credentials refused, another failure) an error. */
-function refusedItem(subject: string, permission: GovernorPermission, e: unknown): CheckItem {
-  if (e instanceof PermissionError && e.refusal === 'permission')
-    return missingItem(subject, permission, describe(e));
+/**
+ * A refused read: the permission missing, or (API disabled, credentials refused, another failure)
+ * an error. A missing one is the permission probed for, or one of `alternatives` when the denial
+ * names it (a worker pool's revision, whose permission Google does not name, may be refused for
+ * `run.workerpools.get`).
+ */
+function refusedItem(
+  subject: string,
+  permission: GovernorPermission,
+  e: unknown,
+  alternatives: readonly GovernorPermission[] = [],
+): CheckItem {
+  if (e instanceof PermissionError && e.refusal === 'permission') {
+    const named = e.permissions
+      .map(governorPermission)
+      .find((p) => p !== null && alternatives.includes(p));
+    return missingItem(subject, named ?? permission, describe(e));
+  }
   // No role mends these (the adapters tell them apart: grpc-errors.ts).
   const fix = !(e instanceof PermissionError)
     ? null
@@ -81,12 +96,13 @@ async function probe(
   permission: GovernorPermission,
   read: () => Promise<unknown>,
   detail: string,
+  alternatives: readonly GovernorPermission[] = [],
 ): Promise<CheckItem> {
   try {
     await read();
     return okItem(subject, permission, detail);
   } catch (e) {
-    return refusedItem(subject, permission, e);
+    return refusedItem(subject, permission, e, alternatives);
   }
 }
 
@@ -252,6 +268,8 @@ async function checkRevisions(
     kind === 'services'
       ? `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, and the GPUs of a serving revision of another pool, or of a revision only tagged, go uncounted)`
       : `read revision ${revision} of its instance split (its latest revision does not run all its instances; without the permission which pools they hold is unknown, and nothing in the region is raised)`,
+    // Google names no permission for a worker pool's revision: its denial may name this one.
+    kind === 'services' ? [] : ['run.workerpools.get'],
   );
 }
 

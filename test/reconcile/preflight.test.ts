@@ -240,3 +240,51 @@ describe('a project whose services could not be listed', () => {
     expect(report.items.filter((i) => i.detail.includes('governs no GPU service'))).toEqual([]);
   });
 });
+
+describe('a probe refused for a permission Google names', () => {
+  // A worker pool's revision is read with GetRevision, whose permission there Google does not
+  // name (terraform/iam.tf grants run.workerpools.get beside run.revisions.get): the check says
+  // the permission the denial names, with the role that holds it, not the one it probed for.
+  it('names the permission of the denial, when the run needs it', async () => {
+    const split = {
+      project: DENIED,
+      region: 'us-central1',
+      name: 'workers',
+      gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: false },
+      manualInstanceCount: 2,
+      templateServes: false,
+      servingRevisions: [{ name: 'workers-00001', inSplit: true }],
+    };
+    const denied = () =>
+      Promise.reject(
+        translateGrpcError(
+          Object.assign(
+            new Error(
+              `7 PERMISSION_DENIED: Permission 'run.workerpools.get' denied on resource 'projects/${DENIED}/locations/us-central1/workerPools/workers/revisions/workers-00001' (or resource may not exist).`,
+            ),
+            { code: 7, reason: 'IAM_PERMISSION_DENIED' },
+          ),
+          'getting revision workers-00001',
+        ),
+      );
+    const refused: ObservePorts = {
+      ...ports,
+      run: {
+        ...ports.run,
+        listWorkerPools: () => Promise.resolve([split]),
+        getRevisionMax: denied,
+      },
+    };
+    const report = await checkPolicy(
+      dryRunPolicy(),
+      refused,
+      null,
+      Date.parse('2026-11-27T12:00:00Z'),
+    );
+    const item = report.items.find(
+      (i) => i.subject === `worker pool ${DENIED}/us-central1/workers`,
+    );
+    expect(item).toMatchObject({ status: 'missing', permission: 'run.workerpools.get' });
+    expect(item?.fix).toContain('roles/run.viewer');
+  });
+});
