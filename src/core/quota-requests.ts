@@ -2,7 +2,6 @@ import { z } from 'zod';
 import type { Alert } from './alert.js';
 import { makeAlert, projectWide } from './conditions.js';
 import { beyondSkew } from './duration.js';
-import type { GovernorPermission } from './permissions.js';
 import { withUniqueIds } from './notify.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
@@ -337,14 +336,8 @@ export function settlePlannedRequest(
   };
 }
 
-/** The Cloud Quotas calls of quota requests, and the permission each needs (Google's method pages). */
-export const QUOTA_CALL_PERMISSION = {
-  list: 'cloudquotas.quotas.get',
-  get: 'cloudquotas.quotas.get',
-  create: 'cloudquotas.quotas.update',
-  update: 'cloudquotas.quotas.update',
-} as const satisfies Record<string, GovernorPermission>;
-export type QuotaCall = keyof typeof QUOTA_CALL_PERMISSION;
+/** The Cloud Quotas calls of quota requests (the permission each needs: QUOTA_CALL_PERMISSION, reconcile/quota-requests.ts). */
+export type QuotaCall = 'list' | 'get' | 'create' | 'update';
 
 /** One Cloud Quotas preference call that failed in a run. */
 export interface QuotaCallFailure {

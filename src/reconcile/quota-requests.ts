@@ -12,7 +12,6 @@ import {
 import {
   judgeRequest,
   plannedQuotaRequest,
-  QUOTA_CALL_PERMISSION,
   quotaDecidedAlert,
   quotaRequestedAlert,
   redateDecisions,
@@ -45,6 +44,19 @@ import type {
   QuotaRequestPort,
   UnreadablePreference,
 } from '../ports/index.js';
+import type { GovernorPermission } from '../core/permissions.js';
+
+/**
+ * The permission each Cloud Quotas call of quota requests needs, from Google's method pages
+ * (https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences),
+ * named in a failure the call's error did not name one for.
+ */
+const QUOTA_CALL_PERMISSION = {
+  list: 'cloudquotas.quotas.get',
+  get: 'cloudquotas.quotas.get',
+  create: 'cloudquotas.quotas.update',
+  update: 'cloudquotas.quotas.update',
+} as const satisfies Record<QuotaCall, GovernorPermission>;
 
 /**
  * Quota requests in a run (docs/quota-requests.md): settle the planned `quota.requested` of runs
