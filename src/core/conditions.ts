@@ -45,18 +45,31 @@ interface ServiceFacts {
 export function makeAlert(
   ctx: Pick<AlertContext, 'at' | 'runId'>,
   where: AlertPlace,
-  a: {
-    type: AlertType;
-    status?: Alert['status'];
-    severity: Severity;
-    service?: string | null;
-    summary: string;
-    details: Record<string, unknown>;
-    key?: string;
-  },
+  a: AlertFields,
+): Alert {
+  return alertAt(ctx, where, placeOf(where), a);
+}
+
+/** What an alert says besides where it is. */
+interface AlertFields {
+  type: AlertType;
+  status?: Alert['status'];
+  severity: Severity;
+  service?: string | null;
+  summary: string;
+  details: Record<string, unknown>;
+  key?: string;
+}
+
+/** `makeAlert` with the place of `where` (`placeOf`) already known: a pool's alerts share it. */
+function alertAt(
+  ctx: Pick<AlertContext, 'at' | 'runId'>,
+  where: AlertPlace,
+  place: string,
+  a: AlertFields,
 ): Alert {
   const service = a.service ?? null;
-  const dedupKey = dedupKeyOf(a.type, where, service, a.key);
+  const dedupKey = dedupKeyAt(a.type, place, service, a.key);
   return {
     version: 1,
     id: `${ctx.runId}:${dedupKey}`,
@@ -83,9 +96,21 @@ export function dedupKeyOf(
   service: string | null = null,
   key?: string,
 ): string {
-  const place =
-    alertPoolKey(where) ?? [where.project, where.region].filter((x) => x !== null).join('/');
+  return dedupKeyAt(type, placeOf(where), service, key);
+}
+
+function dedupKeyAt(
+  type: AlertType,
+  place: string,
+  service: string | null,
+  key: string | undefined,
+): string {
   return [type, place, service, key].filter((x) => x).join(':');
+}
+
+/** The place of a dedupKey: the pool's key, else the project and the region it names. */
+function placeOf(where: AlertPlace): string {
+  return alertPoolKey(where) ?? [where.project, where.region].filter((x) => x !== null).join('/');
 }
 
 /** Where an alert is: a project, a region of it or one of its pools (null: not that narrow). */
@@ -187,11 +212,17 @@ export function poolConditions(
   ctx: AlertContext,
   pool: PlanPool,
   services: readonly ServiceFacts[],
+  /** Read for an infeasible pool only: none other names its floors. */
   floors: readonly FloorFacts[] = [],
 ): Alert[] {
   const alerts: Alert[] = [];
   const where = poolWords(pool);
-  const numbers = {
+  // Every alert of the pool has the pool's place in its dedupKey: made once, not per alert.
+  const place = placeOf(pool);
+  // A new object for each alert, extended with Object.assign rather than `{ ...numbers(), … }`:
+  // on V8 an object literal that begins with a spread gets a hidden class of its own, built
+  // property by property (planner.ts poolRow).
+  const numbers = () => ({
     quota: pool.quota,
     reserve: pool.reserve,
     unmanagedGpus: pool.unmanagedGpus,
@@ -200,14 +231,12 @@ export function poolConditions(
     capsAfter: pool.capsAfter,
     demand: pool.demand,
     floors: pool.floors,
-  };
-  // The largest floors first, then by name: what to lower first.
-  const floorsFirst = [...floors].sort((a, b) => b.gpus - a.gpus || compareText(a.name, b.name));
+  });
   if (pool.budget === null) {
     // The quota may be known while the budget is not (unmanaged usage in the region could not be
     // read): say which, under the same key, so that one condition fires and resolves either way.
     alerts.push(
-      makeAlert(ctx, pool, {
+      alertAt(ctx, pool, place, {
         type: 'governor.degraded',
         severity: 'WARNING',
         key: 'quota',
@@ -217,54 +246,56 @@ export function poolConditions(
             : `Budget of ${where} unknown: the GPUs its worker pools and jobs use could not be read, so nothing in the pool is raised until they can be`,
         details: {
           reason: pool.quota === null ? 'quota-unknown' : 'budget-unknown',
-          ...numbers,
+          ...numbers(),
           note: pool.note,
         },
       }),
     );
   } else {
     if (pool.status === 'infeasible') {
+      // The largest floors first, then by name: what to lower first.
+      const floorsFirst = [...floors].sort(
+        (a, b) => b.gpus - a.gpus || compareText(a.name, b.name),
+      );
       alerts.push(
-        makeAlert(ctx, pool, {
+        alertAt(ctx, pool, place, {
           type: 'pool.infeasible',
           severity: 'CRITICAL',
           summary: `Floors in ${where} need ${pool.floors} GPUs but the budget is ${pool.budget}${budgetInWords(pool)}${floors.length > 0 ? ` (${floorsInWords(floorsFirst)})` : ''}: caps are held at their floors at most; ${orList(infeasibleFixes(pool))}`,
-          details: {
-            ...numbers,
+          details: Object.assign(numbers(), {
             floorsBy: floorsFirst.map((f) => ({
               service: f.name,
               gpus: f.gpus,
               minInstances: f.minInstances,
               atCap: f.atCap,
             })),
-          },
+          }),
         }),
       );
     }
     if (pool.capsBefore > pool.budget) {
       alerts.push(
-        makeAlert(ctx, pool, {
+        alertAt(ctx, pool, place, {
           type: 'pool.over-budget',
           severity: 'ERROR',
           // Observed before the plan: say what the plan does about it, so that a page for a pool
           // the same run brings back within its budget does not read as work for a person.
           summary: overBudgetSummary(where, pool),
-          details: numbers,
+          details: numbers(),
         }),
       );
     }
     const ratio = pool.budget > 0 ? pool.demand / pool.budget : pool.demand > 0 ? Infinity : 0;
     if (ratio >= ctx.pressure) {
       alerts.push(
-        makeAlert(ctx, pool, {
+        alertAt(ctx, pool, place, {
           type: 'pool.pressure',
           severity: 'WARNING',
           summary: `Demand in ${where} is ${pool.demand} GPUs, ${Number.isFinite(ratio) ? `${Math.round(ratio * 100)}%` : 'all'} of the budget of ${pool.budget}`,
-          details: {
-            ...numbers,
+          details: Object.assign(numbers(), {
             ratio: Number.isFinite(ratio) ? Math.round(ratio * 1000) / 1000 : null,
             threshold: ctx.pressure,
-          },
+          }),
         }),
       );
     }
@@ -272,7 +303,7 @@ export function poolConditions(
   const unknown = services.filter((s) => s.usageUnknown);
   if (unknown.length > 0) {
     alerts.push(
-      makeAlert(ctx, pool, {
+      alertAt(ctx, pool, place, {
         type: 'governor.degraded',
         severity: 'WARNING',
         key: 'usage',
@@ -292,7 +323,7 @@ export function poolConditions(
   for (const s of services) {
     if (isStarved(s.to, s.want, s.peak)) {
       alerts.push(
-        makeAlert(ctx, pool, {
+        alertAt(ctx, pool, place, {
           type: 'service.starved',
           severity: 'WARNING',
           service: s.name,
