@@ -105,7 +105,9 @@ function dedupKeyAt(
   service: string | null,
   key: string | undefined,
 ): string {
-  return [type, place, service, key].filter((x) => x).join(':');
+  // Each part that is present, joined by ':' (an array filtered and joined for every alert made
+  // 1.5 MB of garbage a plan of 10,000 services).
+  return `${type}${place ? `:${place}` : ''}${service ? `:${service}` : ''}${key ? `:${key}` : ''}`;
 }
 
 /** The place of a dedupKey: the pool's key, else the project and the region it names. */

@@ -500,10 +500,8 @@ function toGoverned(
     demand = est.instances;
     // A last change dated later than now (beyond the clock skew allowed) was stamped on a wrong
     // clock or by hand: it starts no delay, or the delay would hold for good; the reason says so.
-    const ahead = (time: string | null | undefined) =>
-      time != null && beyondSkew(time, atMs) ? time : null;
-    const loweredAhead = ahead(svc.lastLoweredAt);
-    const changedAhead = ahead(svc.lastChangedAt);
+    const loweredAhead = stampAhead(svc.lastLoweredAt, atMs);
+    const changedAhead = stampAhead(svc.lastChangedAt, atMs);
     if (loweredAhead !== null || changedAhead !== null) {
       futureStamps = {
         ...(changedAhead !== null ? { lastChangedAt: changedAhead } : {}),
@@ -581,6 +579,11 @@ function toGoverned(
     deferredTo: undefined,
     reason: undefined,
   };
+}
+
+/** The stamp when it lies later than `atMs` beyond the clock skew allowed, else null. */
+function stampAhead(time: string | null | undefined, atMs: number): string | null {
+  return time != null && beyondSkew(time, atMs) ? time : null;
 }
 
 function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision {
