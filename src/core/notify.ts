@@ -9,8 +9,9 @@ import { compareText } from './pool.js';
  * Which alerts a run publishes: conditions fire once, re-notify after `renotifyAfter` and resolve
  * once; events go out every time. Pure: the previous condition state, the plan's firing
  * conditions, the run's events and the time in; the messages and the next state out. The caller
- * publishes the messages and saves the next state only once every message was acknowledged, so a
- * failed publish is retried by the next run instead of being lost.
+ * stores the messages in the outbox, then saves the next state, then publishes them, so a publish
+ * that fails or a run that dies is retried by the next run, under the same ids, instead of being
+ * lost or decided again ({@link withStoredMessages}).
  *
  * Output order, the same whatever the order of `current` and `previous`:
  *   1. `resolved` messages, by dedupKey;
@@ -118,7 +119,7 @@ export const DEMAND_RESOLVE_AFTER_MS = 15 * 60_000;
 export interface NotifyOutput {
   /** The messages to publish, in order. */
   publish: Alert[];
-  /** The state to save once every message in `publish` was acknowledged. */
+  /** The state to save once the messages in `publish` are stored (they count as sent). */
   next: ConditionState;
 }
 
@@ -274,36 +275,60 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   return { publish: withUniqueIds(publish, runId), next };
 }
 
+/** What a firing message adds to its condition's details (firingMessage): not the condition's. */
+const FIRING_EXTRAS = ['firingSince', 'renotify', 'escalatedFrom', 'fellFrom'];
+
 /**
- * The state to save when Pub/Sub acknowledged only some of `output.publish` (`acknowledged`: their
- * ids). What went out counts: a firing is stored as notified, a resolved condition is gone. What
- * did not is left as it was before the run, so the next run sends it again (a condition new in
- * this run stays unknown, and fires then). A condition no message was about takes its next state.
- * Saving this rather than nothing keeps the promise of one firing and one resolved per episode
- * when one pool's messages fail and another's went out.
+ * The condition state with the condition messages an earlier run stored in the outbox counted as
+ * sent (`stored`: oldest first; events are ignored). A run stores its condition messages in the
+ * outbox before it saves the state that counts them and before it publishes them, so a run that
+ * dies in between leaves them there: the next run sends them again from the outbox, under their
+ * own ids, and decides its own conditions on this state, so that it neither sends them a second
+ * time under its own ids nor misses the resolve of a condition only the stored message fired.
+ * A message the state already counts (saved after it: a firing notified at or after its time, a
+ * resolve of a condition notified again since) changes nothing, so folding twice is folding once.
  */
-export function acknowledgedState(
-  previous: ConditionState,
-  output: NotifyOutput,
-  acknowledged: ReadonlySet<string>,
+export function withStoredMessages(
+  state: ConditionState,
+  stored: readonly Alert[],
 ): ConditionState {
-  const next: ConditionState = { ...output.next };
-  for (const m of output.publish) {
-    if (m.status === 'event' || acknowledged.has(m.id)) continue;
-    // A fall's new episode that did not go out after its old one's resolve did: the old one is
-    // over; the new one fires as new next run.
-    if (
-      m.status === 'firing' &&
-      output.publish.some(
-        (r) => r.status === 'resolved' && r.dedupKey === m.dedupKey && acknowledged.has(r.id),
-      )
-    ) {
-      delete next[m.dedupKey];
+  const next: ConditionState = { ...state };
+  for (const m of stored) {
+    const atMs = Date.parse(m.time);
+    const record = next[m.dedupKey];
+    const notifiedMs = record === undefined ? null : Date.parse(record.lastNotifiedAt);
+    if (m.status === 'resolved') {
+      if (notifiedMs !== null && notifiedMs < atMs) delete next[m.dedupKey];
       continue;
     }
-    const before = previous[m.dedupKey];
-    if (before === undefined) delete next[m.dedupKey];
-    else next[m.dedupKey] = before;
+    if (m.status !== 'firing' || (notifiedMs !== null && notifiedMs >= atMs)) continue;
+    const since = m.details['firingSince'];
+    const sameEpisode =
+      record !== undefined && m.details['renotify'] === true && m.details['fellFrom'] === undefined;
+    const details = Object.fromEntries(
+      Object.entries(m.details).filter(([key]) => !FIRING_EXTRAS.includes(key)),
+    );
+    next[m.dedupKey] = {
+      type: m.type,
+      project: m.project,
+      region: m.region,
+      accelerator: m.accelerator,
+      zonalRedundancy: m.zonalRedundancy,
+      service: m.service,
+      severity: m.severity,
+      summary: m.summary,
+      details,
+      firingSince:
+        ConditionRecord.shape.firingSince.safeParse(since).success && typeof since === 'string'
+          ? since
+          : sameEpisode
+            ? record.firingSince
+            : m.time,
+      lastNotifiedAt: m.time,
+      lastSeenAt:
+        record !== undefined && Date.parse(record.lastSeenAt) > atMs ? record.lastSeenAt : m.time,
+      notifications: sameEpisode ? Math.min(record.notifications + 1, Number.MAX_SAFE_INTEGER) : 1,
+    };
   }
   return next;
 }

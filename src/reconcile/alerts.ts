@@ -3,11 +3,10 @@ import { unjudgedMisconfigured } from '../core/audit.js';
 import { conditionsAsLeft } from '../core/conditions.js';
 import { durationMs } from '../core/duration.js';
 import {
-  acknowledgedState,
   decideNotifications,
   DEMAND_RESOLVE_AFTER_MS,
   rebaseConditions,
-  type NotifyOutput,
+  withStoredMessages,
 } from '../core/notify.js';
 import { poolKey } from '../core/pool.js';
 import { lookAtOtherUnits, newestLedger, rollPressure } from '../core/quota-pressure.js';
@@ -271,8 +270,17 @@ async function alertProject(
       ),
     );
   }
-  const notifications = decideNotifications({
+  const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
+  const earlier = ready.filter((a) => a.runId !== ctx.runId);
+  const mine = ready.filter((a) => a.runId === ctx.runId);
+  // The condition messages a run that died stored and may not have sent (core/notify.ts
+  // withStoredMessages): counted as sent, for they go out again below under their own ids.
+  const stored = withStoredMessages(
     previous,
+    earlier.filter((a) => a.status !== 'event'),
+  );
+  const notifications = decideNotifications({
+    previous: stored,
     current: conditions,
     events: [],
     now: ctx.at,
@@ -280,57 +288,78 @@ async function alertProject(
     resolveAfterMs: DEMAND_RESOLVE_AFTER_MS,
     runId: ctx.runId,
     // A restore judges no condition (its plan is not the governing one): none may resolve.
-    scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(previous)),
+    scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(stored)),
     // The run's own conditions resolve where it judged them, though a pool stays unknown.
     judged: run.options.restore ? [] : runJudgedConditions(ctx, project),
     unjudged: [
       ...unjudgedConditions(project, plan),
-      ...unjudgedMisconfigured(decided.unjudgedAudit, previous),
+      ...unjudgedMisconfigured(decided.unjudgedAudit, stored),
     ],
     // A service the audit judged is there, whether the plan has it or not (manual scaling).
     gone: run.options.restore
       ? []
-      : goneConditions(project, plan, problems, previous).filter((k) => !audited.has(k)),
+      : goneConditions(project, plan, problems, stored).filter((k) => !audited.has(k)),
   });
-  const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
-  const earlier = ready.filter((a) => a.runId !== ctx.runId);
-  const mine = ready.filter((a) => a.runId === ctx.runId);
-  const outgoing = [...earlier, ...notifications.publish, ...mine];
-  // Some messages may go out when others fail (another pool's, on its own ordering key): the
-  // outbox forgets those and the state counts them, so the next run neither repeats a firing
-  // under a new id nor loses a resolved one; what did not go out is sent again by the next run.
+  // The conditions' messages are stored in the outbox before the state that counts them is saved
+  // and before they are published, as events are: a run killed at any step leaves them there, and
+  // the next run sends them under the same ids (a subscriber drops the second copy by id) rather
+  // than deciding them again under its own. Fitted as stored, so that the copy sent now and any
+  // sent again later are the same message.
+  const decidedConditions = notifications.publish.map((a) => entry(run, a, 'ready'));
+  const outgoing = conditionsFirst([...ready, ...decidedConditions.map((e) => e.alert)]);
+  // What the outbox's bound dropped to make room for them: its oldest entries, all of them among
+  // `outgoing` when it holds nothing else (no entry pending an outcome). Counted as dropped, for
+  // the next announcement, unless every message of `outgoing` goes out: then none of them was lost.
+  let droppedHere = 0;
+  if (decidedConditions.length > 0) {
+    droppedHere = await beforeDeadline(
+      () => deps.store.putOutbox(project, decidedConditions),
+      grace,
+      `storing the alerts of ${project}`,
+    );
+  }
+  const sentIfAllOut = box.entries.every((e) => e.state === 'ready') ? droppedHere : 0;
+  // Saved before the publish: what it counts as sent is in the outbox until Pub/Sub takes it. The
+  // base is the state as read, so that a save over another writer's keeps what the stored
+  // messages added (core/notify.ts rebaseConditions).
+  await saveRebased(run, project, previous, notifications.next, version);
+  // Some messages may go out when others fail (another pool's, on its own ordering key): those
+  // leave the outbox; what did not go out stays there, and the next run sends it again.
   await publish(run, project, outgoing, mine, (acknowledged) =>
-    keepAcknowledged(run, project, {
+    removeAcknowledged(run, project, {
       acknowledged,
-      ready,
+      outgoing,
       dropped: box.dropped,
-      previous,
-      notifications,
-      version,
+      announced: notifications.publish,
     }),
   );
-  // Once every message is acknowledged: a failed publish leaves the outbox and the state as they
-  // were, but for what it did publish (above), so the next run sends again what this one could not.
-  // The dropped count is cleared only when this run announced it: while governor.degraded (reason
-  // outbox) is already firing and not due again, drops since are kept for the message that is.
-  // The state is saved even when the outbox could not be cleared: its conditions went out, and
-  // unsaved they would go out again next run as new episodes, under new ids; the events left in
-  // the outbox go out again under their own ids, which subscribers deduplicate on.
-  const cleared = await beforeDeadline(
+  // Once every message is acknowledged. The dropped count is cleared only when this run announced
+  // it: while governor.degraded (reason outbox) is already firing and not due again, drops since
+  // are kept for the message that is. What the bound dropped for this run's conditions went out.
+  await beforeDeadline(
     () =>
       deps.store.removeOutbox(
         project,
-        ready.map((a) => a.id),
-        announcesDrops(notifications.publish) ? box.dropped : 0,
+        outgoing.map((a) => a.id),
+        (announcesDrops(notifications.publish) ? box.dropped : 0) + sentIfAllOut,
       ),
     grace,
-    `removing the published events of ${project}`,
-  ).then(
-    () => null,
-    (error: unknown) => ({ error }),
+    `removing the published alerts of ${project}`,
   );
-  await saveRebased(run, project, previous, notifications.next, version);
-  if (cleared) throw cleared.error;
+}
+
+/**
+ * The messages in the order they go out: each run's, in the order its first message comes, and of
+ * one run its conditions (`resolved`, then `firing`, as decided) before its events, as that run
+ * published them. A run that died leaves its events in the outbox before its conditions (the
+ * events are stored first); sent again, they keep the order of the first attempt.
+ */
+function conditionsFirst(messages: readonly Alert[]): Alert[] {
+  const runs = [...new Set(messages.map((a) => a.runId))];
+  return runs.flatMap((runId) => {
+    const of = messages.filter((a) => a.runId === runId);
+    return [...of.filter((a) => a.status !== 'event'), ...of.filter((a) => a.status === 'event')];
+  });
 }
 
 /**
@@ -360,7 +389,7 @@ const SAVE_ATTEMPTS = 3;
  * saved in between (a run refused the lease, saving its `governor.degraded`; for that run, the
  * lease's holder), the state is read
  * again and this run's decisions are laid over it (core/notify.ts rebaseConditions), rather than
- * failing a run whose alerts already went out: its next run would send them again under new ids.
+ * failing a run whose alerts are already stored to go out: its next run would decide them again.
  */
 export async function saveRebased(
   run: Run,
@@ -441,54 +470,39 @@ function acknowledgedIds(error: unknown, outgoing: readonly Alert[]): Set<string
 }
 
 /**
- * After a publish that failed part-way: the acknowledged events leave the outbox, and the
- * condition state records what went out (core/notify.ts acknowledgedState). Best effort, each
- * step on its own: if the store fails too, the run's error stands and the next run sends again
- * what that step did not record.
+ * After a publish that failed part-way: the acknowledged messages leave the outbox (and the
+ * dropped count, if its announcement went out). Best effort: if the store fails too, the run's
+ * error stands and the next run sends them again, under the same ids.
  */
-async function keepAcknowledged(
+async function removeAcknowledged(
   run: Run,
   project: string,
   p: {
     acknowledged: ReadonlySet<string>;
-    ready: readonly Alert[];
+    outgoing: readonly Alert[];
     dropped: number;
-    previous: ConditionState;
-    notifications: NotifyOutput;
-    version: string | null;
+    announced: readonly Alert[];
   },
 ): Promise<void> {
-  const grace = alertGrace(run);
   // The count of dropped events is announced by governor.degraded (reason outbox): cleared only
   // when that message went out.
-  const announced = announcesDrops(p.notifications.publish.filter((a) => p.acknowledged.has(a.id)));
-  const warn = (e: unknown) =>
-    run.deps.log.log(
-      'WARNING',
-      `${project}: could not record the ${p.acknowledged.size} alert(s) published before the publish failed; the next run sends them again: ${errorMessage(e)}`,
-    );
-  // Each on its own: conditions that went out are recorded even when the outbox could not be
-  // cleared (its events go out again under their own ids; the conditions would go out as new
-  // episodes, under new ids).
+  const announced = announcesDrops(p.announced.filter((a) => p.acknowledged.has(a.id)));
   try {
     await beforeDeadline(
       () =>
         run.deps.store.removeOutbox(
           project,
-          p.ready.filter((a) => p.acknowledged.has(a.id)).map((a) => a.id),
+          p.outgoing.filter((a) => p.acknowledged.has(a.id)).map((a) => a.id),
           announced ? p.dropped : 0,
         ),
-      grace,
-      `removing the published events of ${project}`,
+      alertGrace(run),
+      `removing the published alerts of ${project}`,
     );
   } catch (e) {
-    warn(e);
-  }
-  try {
-    const state = acknowledgedState(p.previous, p.notifications, p.acknowledged);
-    await saveRebased(run, project, p.previous, state, p.version);
-  } catch (e) {
-    warn(e);
+    run.deps.log.log(
+      'WARNING',
+      `${project}: could not remove from the outbox the ${p.acknowledged.size} alert(s) published before the publish failed; the next run sends them again, under the same ids: ${errorMessage(e)}`,
+    );
   }
 }
 

@@ -179,7 +179,16 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       alerts: { topic: `projects/${PROJECT}/topics/alerts` },
     });
     // Three run records, four events: both far below what a real store keeps, same rules.
-    const store = createMemoryStateStore({ keepRuns: 3, outboxLimit: 4 });
+    const memory = createMemoryStateStore({ keepRuns: 3, outboxLimit: 4 });
+    // Every message ever stored, by id: the conditions the runs decided go into the outbox too.
+    const everStored = new Set<string>();
+    const store: typeof memory = {
+      ...memory,
+      putOutbox: (project, entries) => {
+        for (const e of entries) everStored.add(e.alert.id);
+        return memory.putOutbox(project, entries);
+      },
+    };
     const deps = (sink: ReconcileDeps['sink']): ReconcileDeps => ({
       ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
       store,
@@ -220,7 +229,9 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       'down-4',
     ]);
     const box = await store.listOutbox(PROJECT);
-    expect(box.dropped).toBe(2);
+    // The first run's conditions, stored after its event, went with the two oldest events.
+    expect(everStored.size).toBeGreaterThan(6);
+    expect(box.dropped).toBe(everStored.size - 4);
     expect(box.entries.map((e) => e.alert.id)).toEqual(planned.slice(2));
 
     const second = await pubsub();
@@ -229,21 +240,31 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       model.advance(5 * 60_000);
       const report = await reconcile(policy, deps(up), { runId: 'up-1', deadlineMs: 60_000 });
       expect(report.outcome).toBe('ok');
-      // Its own event is stored before anything is sent, so the bound drops one more (down-3).
-      // The overflow alert is keyed by project, the events by pool: they may arrive in any order.
+      // Every event the bound kept, oldest first, and the run's own.
       await waitUntil(
-        'the kept events, the overflow alert and the run own',
-        () => ({
-          planned: second.received.filter((a) => a.type === 'rebalance.planned').length,
-          degraded: second.received.filter((a) => a.type === 'governor.degraded').length,
-        }),
-        (n) => n.planned >= 4 && n.degraded >= 1,
+        'the kept events and the run own',
+        () => second.received.filter((a) => a.type === 'rebalance.planned').length,
+        (n) => n >= 4,
       );
       expect(
         second.received.filter((a) => a.type === 'rebalance.planned').map((a) => a.runId),
       ).toEqual(['down-4', 'down-5', 'down-6', 'up-1']);
+      // The overflow alert fired in a run that could not send it, was stored, and went the way of
+      // the oldest messages (counted itself): it is already firing, so the count stands, every
+      // message the bound dropped in it, until the alert is due again (renotifyAfter, 1h).
+      const standing = await store.listOutbox(PROJECT);
+      expect(standing).toEqual({ entries: [], dropped: everStored.size - 4 });
+      model.advance(60 * 60_000);
+      expect(
+        (await reconcile(policy, deps(up), { runId: 'up-2', deadlineMs: 60_000 })).outcome,
+      ).toBe('ok');
+      await waitUntil(
+        'the overflow alert',
+        () => second.received.filter((a) => a.type === 'governor.degraded').length,
+        (n) => n >= 1,
+      );
       expect(second.received.filter((a) => a.type === 'governor.degraded')).toMatchObject([
-        { status: 'firing', details: { reason: 'outbox', dropped: 3 } },
+        { status: 'firing', details: { reason: 'outbox', dropped: standing.dropped } },
       ]);
       expect(await store.listOutbox(PROJECT)).toEqual({ entries: [], dropped: 0 });
     } finally {
@@ -302,7 +323,15 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       await down.close();
       expect(undelivered).toHaveLength(RUNS_DOWN);
       expect(await store.listOutbox(PROJECT)).toMatchObject({ dropped: 0 });
-      expect((await store.listOutbox(PROJECT)).entries).toHaveLength(RUNS_DOWN);
+      // Each run's event, and the conditions the first run decided (fired once, sent once).
+      const kept = (await store.listOutbox(PROJECT)).entries.map((e) => e.alert);
+      expect(kept.filter((a) => a.status === 'event')).toHaveLength(RUNS_DOWN);
+      const conditions = kept.filter((a) => a.status !== 'event');
+      expect(conditions.filter((a) => a.runId === 'down-01').length).toBeGreaterThan(0);
+      // Later runs sent none again, but for the re-notifications due once an hour.
+      expect(
+        conditions.filter((a) => a.runId !== 'down-01' && a.details['renotify'] !== true),
+      ).toEqual([]);
       expect((await store.listRuns(PROJECT)).map((r) => r.runId)).not.toContain('down-05');
 
       const second = await pubsub();

@@ -5,7 +5,7 @@ import { Alert } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import {
   ConditionState,
-  acknowledgedState,
+  withStoredMessages,
   claimConditions,
   decideNotifications,
   handOverConditions,
@@ -81,37 +81,34 @@ function run(
   });
 }
 
-describe('acknowledgedState', () => {
-  it('counts what went out and leaves the rest as before, so each fires and resolves once', () => {
-    const first = run({}, [pressure(east), pressure(central)], 0);
-    // Run 2: east's pressure ends, central's holds, a starved service in each pool is new; only
-    // central's messages went out.
-    const second = run(
-      first.next,
-      [pressure(central), starved(east, 'a'), starved(central, 'b')],
-      2 * HOUR,
+describe('withStoredMessages', () => {
+  it('a run that died after storing its messages: the next counts them as sent, and decides none again', () => {
+    const first = run({}, [pressure(east)], 0);
+    // The state was not saved: the stored firing counts as sent, as a saved state would.
+    const folded = withStoredMessages({}, first.publish);
+    expect(folded).toEqual(first.next);
+    expect(run(folded, [pressure(east)], 60_000).publish).toEqual([]);
+    // The condition ended meanwhile: it resolves once, after the firing sent from the outbox.
+    expect(run(folded, [], 60_000).publish.map((m) => m.status)).toEqual(['resolved']);
+  });
+
+  it('changes nothing a saved state already counts, so folding twice is folding once', () => {
+    const first = run({}, [pressure(east)], 0);
+    expect(withStoredMessages(first.next, first.publish)).toEqual(first.next);
+    const again = run(first.next, [pressure(east)], 2 * HOUR);
+    expect(again.publish[0]?.details).toMatchObject({ renotify: true });
+    expect(withStoredMessages(first.next, again.publish)).toEqual(again.next);
+    expect(withStoredMessages(again.next, [...first.publish, ...again.publish])).toEqual(
+      again.next,
     );
-    const sent = new Set(
-      second.publish.filter((m) => m.region === central.region).map((m) => m.id),
+    const ended = run(again.next, [], 3 * HOUR);
+    expect(withStoredMessages(again.next, ended.publish)).toEqual({});
+    expect(withStoredMessages({}, [...first.publish, ...again.publish, ...ended.publish])).toEqual(
+      {},
     );
-    const saved = acknowledgedState(first.next, second, sent);
-    const third = run(
-      saved,
-      [pressure(central), starved(east, 'a'), starved(central, 'b')],
-      2 * HOUR + 60_000,
-    );
-    // What failed is sent now, once; what went out is not sent again.
-    expect(third.publish.map((m) => [m.type, m.region, m.status])).toEqual([
-      ['pool.pressure', east.region, 'resolved'],
-      ['service.starved', east.region, 'firing'],
-    ]);
-    // The re-notification that went out is recorded as sent.
-    const centralPressure = second.publish.find(
-      (m) => m.type === 'pool.pressure' && m.region === central.region,
-    );
-    expect(saved[centralPressure?.dedupKey ?? '']?.lastNotifiedAt).toBe(at(2 * HOUR));
-    // Nothing acknowledged: the state before, but for the conditions no message was about.
-    expect(acknowledgedState(first.next, second, new Set())).toEqual(first.next);
+    // A new episode saved after an older resolve is not undone by it.
+    const anew = run({}, [pressure(east)], 4 * HOUR);
+    expect(withStoredMessages(anew.next, ended.publish)).toEqual(anew.next);
   });
 });
 
@@ -234,15 +231,8 @@ describe('decideNotifications', () => {
     expect(run(sentFall.next, [error], 20 * 60_000 + HOUR).publish[0]?.details).toMatchObject({
       escalatedFrom: 'WARNING',
     });
-    // Only the resolve went out: the ERROR episode is over, and the WARNING one fires as new.
-    const resolveOnly = new Set([sentFall.publish[0]?.id ?? '']);
-    const saved = acknowledgedState(fell.next, sentFall, resolveOnly);
-    expect(saved[warning.dedupKey]).toBeUndefined();
-    expect(run(saved, [warning], 15 * 60_000 + HOUR).publish).toMatchObject([
-      { status: 'firing', severity: 'WARNING' },
-    ]);
-    // Nothing went out: as before the run, and the next run tells the fall again.
-    expect(acknowledgedState(fell.next, sentFall, new Set())).toEqual(fell.next);
+    // Stored, its state not saved: the next run counts the resolve and the new episode as sent.
+    expect(withStoredMessages(fell.next, sentFall.publish)).toEqual(sentFall.next);
   });
 
   it('re-notifies a condition whose last notification is dated later than now (a wrong clock or a hand edit)', () => {
