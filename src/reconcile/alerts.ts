@@ -311,9 +311,10 @@ async function alertProject(
   // `outgoing` when it holds nothing else (no entry pending an outcome). Counted as dropped, for
   // the next announcement, unless every message of `outgoing` goes out: then none of them was lost.
   let droppedHere = 0;
-  if (decidedConditions.length > 0) {
-    droppedHere = await beforeDeadline(
-      () => deps.store.putOutbox(project, decidedConditions),
+  for (let i = 0; i < decidedConditions.length; i += CONDITIONS_PER_PUT) {
+    const some = decidedConditions.slice(i, i + CONDITIONS_PER_PUT);
+    droppedHere += await beforeDeadline(
+      () => deps.store.putOutbox(project, some),
       grace,
       `storing the alerts of ${project}`,
     );
@@ -347,6 +348,14 @@ async function alertProject(
     `removing the published alerts of ${project}`,
   );
 }
+
+/**
+ * Condition messages stored per call: a project's first run may fire thousands at once (a pool of
+ * thousands of services starved), and one Firestore transaction of them all outlasted the store's
+ * time bound. Each call is whole or nothing; a run killed between two has the next run send what
+ * was stored and decide the rest again (none of it was sent).
+ */
+const CONDITIONS_PER_PUT = 200;
 
 /**
  * The messages in the order they go out: each run's, in the order its first message comes, and of
