@@ -33,8 +33,13 @@
  * one of them fails, and the client runs a failed transaction again, up to `transactionAttempts`,
  * after which it fails with ABORTED ("Too much contention on these documents"), a ConflictError
  * here (https://cloud.google.com/firestore/docs/transaction-data-contention).
- * The outbox is read whole (it is bounded) and sorted by one field (`order`), which keeps the
- * order its entries were stored in whatever the writers' clocks say (`nextOrder`).
+ * The outbox is read whole and sorted by one field (`order`), which keeps the order its entries
+ * were stored in whatever the writers' clocks say (`nextOrder`). It is bounded as every store
+ * bounds it (ports/state.ts outboxOverflow): at most `outboxLimit` entries and MAX_OUTBOX_BYTES
+ * (16 MiB) of alert JSON, so a read of it is too, but for entries nobody can read, which that read
+ * sets aside. Firestore has no query for a document's size, so adding to an outbox that may pass
+ * the bound in bytes (more than 16 entries, each up to 1 MiB) reads its documents whole inside the
+ * transaction, as one over the bound in entries already was: what the bound holds.
  *
  * Size: a document is at most 1 MiB (1,048,576 bytes) and a field value at most 1,048,487 bytes
  * (https://cloud.google.com/firestore/quotas). The condition state is the one document that grows
@@ -91,10 +96,10 @@ import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
 import { capFaults, errorMessage, UnavailableError, type Fault } from '../core/errors.js';
 import { jsonErrorText, nestingFault, zodFaults } from '../core/document.js';
-import { Alert } from '../core/alert.js';
+import { Alert, alertBytes } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/duration.js';
 import { compareText } from '../core/pool.js';
-import { plural } from '../core/text.js';
+import { plural, utf8Length } from '../core/text.js';
 import {
   acknowledgeDropped,
   checkKeep,
@@ -102,6 +107,8 @@ import {
   checkOutboxEntries,
   checkOutboxLimit,
   DEFAULT_OUTBOX_LIMIT,
+  MAX_OUTBOX_BYTES,
+  outboxOverflow,
   GovernorId,
   governorIdFix,
   newGovernorId,
@@ -550,7 +557,10 @@ export function createFirestoreStateStore(
               }),
             );
             const ids = kept.map((d) => d.id);
-            const writes = new Map<string, Record<string, string>>();
+            const writes = new Map<
+              string,
+              { json: string; state: string; storedAt: string; order: string }
+            >();
             // A new entry goes after every one stored (see nextOrder).
             let last = kept.map(orderOf).findLast((o) => o !== null) ?? null;
             checked.forEach((entry, i) => {
@@ -764,31 +774,46 @@ function countOf(
 }
 
 /**
- * The entries to drop so that at most `limit` readable ones stay: the oldest readable of `ids`
- * (the outbox in order, then the new entries, which `writes` stores). An entry nobody can read
- * found among them is not dropped and not counted: dropping deletes, and it is kept to be set
- * aside (listOutbox) for a person to look at, as the file store keeps it. Only when the outbox is
- * over its bound are its stored documents read whole, inside the transaction: all of them, since
- * an unreadable one anywhere (stored after the oldest, by its `order`) does not count in the
- * bound, and judged from the oldest alone it was counted, one readable entry more dropped for it.
+ * The entries to drop so that at most `limit` readable ones stay, and at most `maxBytes` of their
+ * alert JSON together (ports/state.ts outboxOverflow, the rule of every store): the oldest
+ * readable of `ids` (the outbox in order, then the new entries, which `writes` stores). An entry
+ * nobody can read found among them is not dropped and not counted: dropping deletes, and it is
+ * kept to be set aside (listOutbox) for a person to look at, as the file store keeps it. Only when
+ * the outbox may be over a bound (more than `limit` entries, or more than a document's most,
+ * 1 MiB, each could pass `maxBytes`) are its stored documents read whole, inside the transaction:
+ * all of them, since an unreadable one anywhere (stored after the oldest, by its `order`) does not
+ * count in the bound, and judged from the oldest alone it was counted, one readable entry more
+ * dropped for it. What is read is the outbox the bound holds: at most `maxBytes`, and the entries
+ * nobody can read, which the next listOutbox sets aside.
  */
 async function oldestReadable(
   tx: Transaction,
   box: CollectionReference,
   ids: readonly string[],
-  writes: ReadonlyMap<string, unknown>,
+  writes: ReadonlyMap<string, { json: string }>,
   limit: number,
+  maxBytes: number = MAX_OUTBOX_BYTES,
 ): Promise<string[]> {
-  if (ids.length <= limit) return [];
   const stored = ids.filter((id) => !writes.has(id));
+  const written = [...writes.values()].reduce((sum, w) => sum + utf8Length(w.json), 0);
+  if (ids.length <= limit && written + stored.length * MAX_FIRESTORE_DOCUMENT_BYTES <= maxBytes)
+    return [];
   const snaps = stored.length === 0 ? [] : await tx.getAll(...stored.map((id) => box.doc(id)));
-  const unreadable = new Set(
-    snaps
-      .filter((snap) => !snap.exists || !('entry' in outboxEntryOf(snap.data(), snap.ref.path)))
-      .map((snap) => snap.id),
+  const bytes = new Map<string, number>();
+  for (const snap of snaps) {
+    const read = snap.exists ? outboxEntryOf(snap.data(), snap.ref.path) : null;
+    if (read !== null && 'entry' in read) bytes.set(snap.id, alertBytes(read.entry.alert));
+  }
+  for (const [id, w] of writes) bytes.set(id, utf8Length(w.json));
+  const readable = ids.filter((id) => bytes.has(id));
+  return readable.slice(
+    0,
+    outboxOverflow(
+      readable.map((id) => bytes.get(id) ?? 0),
+      limit,
+      maxBytes,
+    ),
   );
-  const readable = ids.filter((id) => !unreadable.has(id));
-  return readable.slice(0, Math.max(0, readable.length - limit));
 }
 
 /** The longest document id Firestore takes (https://cloud.google.com/firestore/quotas). */

@@ -504,14 +504,42 @@ export function decideLease(
 }
 
 /**
+ * The most bytes of alert JSON (core/alert.ts alertBytes) one project's outbox holds, its entries
+ * together: 16 MiB, 16 of the largest entries (MAX_ALERT_BYTES each) or thousands of the usual few
+ * KB. Every run reads the outbox whole, and the Cloud Function runs in 512 MiB by default
+ * (terraform/variables.tf): parsed, JSON takes several times its text. Each store drops the
+ * oldest entries beyond it, as beyond `outboxLimit` entries, counted (`Outbox.dropped`) and
+ * announced ({@link outboxOverflow}).
+ */
+export const MAX_OUTBOX_BYTES = 16 * 1024 * 1024;
+
+/**
+ * How many of an outbox's readable entries (`bytes`: each one's alert JSON, oldest first) to drop,
+ * oldest first, so that at most `limit` stay and at most `maxBytes` together: the one rule of both
+ * stores. Entries nobody can read are not given here: they are kept, to be set aside.
+ */
+export function outboxOverflow(
+  bytes: readonly number[],
+  limit: number,
+  maxBytes: number = MAX_OUTBOX_BYTES,
+): number {
+  let drop = Math.max(0, bytes.length - limit);
+  let total = bytes.slice(drop).reduce((sum, b) => sum + b, 0);
+  while (total > maxBytes && drop < bytes.length) total -= bytes[drop++] ?? 0;
+  return drop;
+}
+
+/**
  * The outbox after adding `entries` to `kept` (oldest first): a known id replaced in place, new
- * ones appended, then only the newest `limit` kept. Both stores that keep the outbox as one list
- * use it; the answer says how many it dropped.
+ * ones appended, then the oldest dropped beyond `limit` entries and `maxBytes` of alert JSON
+ * ({@link outboxOverflow}). Both stores that keep the outbox as one list use it; the answer says
+ * how many it dropped.
  */
 export function addToOutbox(
   kept: readonly OutboxEntry[],
   entries: readonly OutboxEntry[],
   limit: number,
+  maxBytes: number = MAX_OUTBOX_BYTES,
 ): { entries: OutboxEntry[]; dropped: number } {
   const next = [...kept];
   for (const entry of entries) {
@@ -519,7 +547,11 @@ export function addToOutbox(
     if (at === -1) next.push(entry);
     else next[at] = { ...entry, storedAt: next[at]?.storedAt ?? entry.storedAt };
   }
-  const dropped = Math.max(0, next.length - limit);
+  const dropped = outboxOverflow(
+    next.map((e) => alertBytes(e.alert)),
+    limit,
+    maxBytes,
+  );
   return { entries: next.slice(dropped), dropped };
 }
 
