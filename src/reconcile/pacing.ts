@@ -122,10 +122,28 @@ interface Entry {
 
 export function createPacer(
   perMinute: number,
-  now: () => number = Date.now,
+  wall: () => number = Date.now,
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Pacer {
   const budget = Math.max(1, Math.floor(perMinute));
+  /**
+   * The pacer's own time: the wall clock `wall` as it moves forward, never back. A wall clock that
+   * steps back (an NTP step, a clock corrected) would make the calls counted look as if they were
+   * to come: the next slot would wait for the clock to reach them again (as long as the step), and
+   * a start would count none of them (a minute's quota spent twice). So a step back is taken off
+   * here (`behind`, added to every later reading), and the calls counted keep their age. Times
+   * given on the wall clock (`notAfter`: the run deadline) are read on this one with {@link onWall}.
+   */
+  let behind = 0;
+  let last = -Infinity;
+  const now = (): number => {
+    const t = wall() + behind;
+    if (t < last) behind += last - t;
+    last = Math.max(last, t);
+    return last;
+  };
+  /** A time of the wall clock, on the pacer's. */
+  const onWall = (t: number): number => t + behind;
   /** Per key, the slots handed out and the starts counted, in time order (a minute old: dropped). */
   const entries = new Map<string, Entry[]>();
   const entriesOf = (key: string, t: number): Entry[] => {
@@ -159,7 +177,7 @@ export function createPacer(
     const t = now();
     const list = entriesOf(key, t);
     const at = startOf(list, count, t);
-    if (at > notAfter) return null;
+    if (at > onWall(notAfter)) return null;
     record(list, at, count, true);
     if (at > t) await sleep(at - t);
     return at;
@@ -192,7 +210,7 @@ export function createPacer(
     notAfter: number,
   ): Promise<{ value: T } | 'late' | 'again'> =>
     place(async () => {
-      if (now() > notAfter) {
+      if (now() > onWall(notAfter)) {
         release(key, slotAt);
         return 'late' as const;
       }
