@@ -33,7 +33,14 @@ export type ProblemSubject =
    * A service's serving revisions (its latest revision does not serve): it is counted at the
    * unset max, its pool's quota ÷ GPUs per instance. The error begins with the service's name.
    */
-  | 'revisions';
+  | 'revisions'
+  /**
+   * A service's revision only tagged, outside the traffic split, could not be read: its own max and
+   * GPU, so which pool of the region it holds GPUs of and how many, are unknown (no service-level
+   * max bounds it). As a listing not read: the budgets of the region's pools are unknown, nothing
+   * there is raised. The error begins with the service's name and names the revision.
+   */
+  | 'tagged-revisions';
 
 /** The subjects of a listing of what runs on GPUs: one of them unread leaves the fleet partly unseen. */
 const LISTINGS: ReadonlySet<ProblemSubject> = new Set(['services', 'worker-pools', 'jobs']);
@@ -83,6 +90,7 @@ const SUBJECT_ORDER: Record<ProblemSubject, number> = {
   'refused-requests': 6,
   quota: 7,
   revisions: 8,
+  'tagged-revisions': 9,
 };
 
 /**
@@ -122,6 +130,8 @@ export function renderProblem(p: ObservationProblem): string {
       return `${p.pool ? poolKey(p.pool) : p.project}: quota unreadable: ${p.error}`;
     case 'revisions':
       return `${p.project}/${p.region ?? '?'}: serving revisions unreadable, so the service is counted at its pool's quota ÷ GPUs per instance: ${p.error}`;
+    case 'tagged-revisions':
+      return `${p.project}/${p.region ?? '?'}: a revision only tagged unreadable, so the budget of its GPU pools is unknown and nothing there is raised: ${p.error}`;
   }
 }
 

@@ -242,6 +242,7 @@ const SUBJECTS: Record<ProblemSubject, true> = {
   'refused-requests': true,
   quota: true,
   revisions: true,
+  'tagged-revisions': true,
 };
 
 const SnapshotProblem = z.strictObject({
@@ -386,10 +387,14 @@ export function withStaleUsageUnknown(snapshot: Snapshot, staleAfterMs: number):
   };
 }
 
-/** What a listing not read leaves unknown of a region's budget, in an observation's words. */
+/**
+ * What a listing not read leaves unknown of a region's budget, in an observation's words: a revision
+ * only tagged that could not be read too, whose pool and GPUs are unknown (core/problems.ts).
+ */
 const UNREAD_LISTING: Partial<Record<ProblemSubject, string>> = {
   'worker-pools': 'its worker pools could not be listed',
   jobs: 'its job executions could not be listed',
+  'tagged-revisions': 'a revision only tagged could not be read',
 };
 
 /**

@@ -50,7 +50,7 @@ import type {
 } from '../ports/index.js';
 import { lastChangedAt, lastLoweredAt } from './annotations.js';
 import { countedPoolRevisions, countedRevisions } from '../core/revision-pools.js';
-import { RevisionMemo, withRevisionsRead } from './serving-revisions.js';
+import { RevisionMemo, taggedUnknown, withRevisionsRead } from './serving-revisions.js';
 
 /**
  * Observation: reads the project through the ports and builds the snapshot (docs/rules.md). All regions and
@@ -186,6 +186,8 @@ export async function observe(
               );
               if (read.workerPools.some((w) => w.revisionsUnread !== undefined))
                 unread.add('worker-pools');
+              // A revision only tagged that could not be read: its pool and GPUs unknown.
+              if (read.services.some(taggedUnknown)) unread.add('tagged-revisions');
               return {
                 region,
                 listed: true,

@@ -125,13 +125,25 @@ export async function withRevisionsRead(
       };
     } catch (error) {
       const why = errorMessage(error);
+      const tagged = kind === 'services' ? taggedOf(revisions) : [];
       problems.push({
         project: s.project,
         region: s.region,
         pool: null,
         // A worker pool unread is a region's worker pools not read: its pools' budgets unknown.
-        subject: kind === 'services' ? 'revisions' : 'worker-pools',
-        error: kind === 'services' ? `${s.name}: ${why}` : poolUnread(s.name, why),
+        // So is a revision only tagged: which pool it holds GPUs of, and how many, is unknown.
+        subject:
+          kind !== 'services'
+            ? 'worker-pools'
+            : tagged.length > 0
+              ? 'tagged-revisions'
+              : 'revisions',
+        error:
+          kind !== 'services'
+            ? poolUnread(s.name, why)
+            : tagged.length > 0
+              ? taggedUnread(s.name, tagged, why)
+              : `${s.name}: ${why}`,
       });
       return { unread: why };
     }
@@ -139,7 +151,20 @@ export async function withRevisionsRead(
   const read = async (s: ObservedService): Promise<ObservedService> => {
     if (!needsServingRevisions(s)) return s;
     const found = await readAll(s, 'services');
-    if ('unread' in found) return { ...s, revisionsUnread: found.unread };
+    if ('unread' in found) {
+      const unread = { ...s, revisionsUnread: found.unread };
+      // Past the budget a GPU service with a revision only tagged holds its region as a refused
+      // read does (`taggedUnknown`), said on its own.
+      if (found.unread === OVER_BUDGET && taggedUnknown(unread))
+        problems.push({
+          project: s.project,
+          region: s.region,
+          pool: null,
+          subject: 'tagged-revisions',
+          error: taggedUnread(s.name, taggedOf(s.servingRevisions ?? []), found.unread),
+        });
+      return unread;
+    }
     return { ...s, servingRevisions: found.revisions, ...widestGpu(s, found.revisions) };
   };
   const readPool = async (w: ObservedWorkerPool): Promise<ObservedWorkerPool> => {
@@ -185,6 +210,36 @@ export async function withRevisionsRead(
     });
   }
   return { services: result, workerPools: readPools };
+}
+
+/** The short names of the revisions only tagged, outside the traffic split. */
+function taggedOf(revisions: readonly ServingRevision[]): string[] {
+  return revisions.filter((r) => !r.inSplit).map((r) => r.name);
+}
+
+/** The problem of a service whose revisions only tagged were not read. */
+function taggedUnread(name: string, tagged: readonly string[], why: string): string {
+  return `${name}: its revision(s) ${tagged.join(', ')}, only tagged (outside the traffic split), could not be read (${why}), so which pool they hold GPUs of, and how many, is unknown: no service-level max bounds them`;
+}
+
+/**
+ * Whether a service holds GPUs nothing counts: a revision of it only tagged, outside the traffic
+ * split, could not be read. Such a revision is started and no service-level max bounds it
+ * ("Tagged revisions are started, but only count toward the service-level maximum instances if
+ * they are a part of a traffic split", https://cloud.google.com/run/docs/configuring/max-instances),
+ * and its own max and GPU come from its GetRevision alone: which pool of the region it holds GPUs
+ * of, and how many, is unknown. Observation then marks the budgets of the region's pools unknown,
+ * so nothing there is raised, as for a worker pool whose split was not read (`poolUnread`); the
+ * write path's read before the raises holds them the same way (reconcile/act.ts). Past the reads
+ * allowed, only a GPU service holds them, as on the write path: a region of many services whose
+ * template has no GPU would otherwise never be governed again.
+ */
+export function taggedUnknown(s: ObservedService): boolean {
+  return (
+    s.revisionsUnread !== undefined &&
+    (s.servingRevisions ?? []).some((r) => !r.inSplit) &&
+    (s.gpu !== null || !unreadPastBudget(s))
+  );
 }
 
 /** The problem of a worker pool whose split's revisions were not read. */

@@ -266,7 +266,7 @@ async function checkRevisions(
       }
     },
     kind === 'services'
-      ? `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, and the GPUs of a serving revision of another pool, or of a revision only tagged, go uncounted)`
+      ? `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, the GPUs of a serving revision of another pool go uncounted, and a revision only tagged leaves nothing in its region raised)`
       : `read revision ${revision} of its instance split (its latest revision does not run all its instances; without the permission which pools they hold is unknown, and nothing in the region is raised)`,
     // Google names no permission for a worker pool's revision: its denial may name this one.
     kind === 'services' ? [] : ['run.workerpools.get'],

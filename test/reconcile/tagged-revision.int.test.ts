@@ -1,6 +1,8 @@
+import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
-import type { FleetInput } from '../../src/emulator/index.js';
+import { RpcError, type FleetInput, type RunningEmulator } from '../../src/emulator/index.js';
+import { serviceRevisions } from '../../src/emulator/resources.js';
 import { emulatorRuns } from '../support/emulator-runs.js';
 
 /**
@@ -115,5 +117,54 @@ describe('a service with a tagged revision outside the traffic split', () => {
     expect(b?.from).toBe(1);
     expect(b?.written ?? null).toBeNull();
     expect(emulator.model.listServices().find((s) => s.name === 'svc-b')?.maxInstances).toBe(1);
+  }, 60_000);
+
+  it('holds every raise in its region while that revision cannot be read, says which and why, and raises once it is read', async () => {
+    // The canary's own max and GPU come from its GetRevision alone: refused, whatever pool it
+    // holds GPUs of and however many are unknown.
+    let refuse = true;
+    let refused = 0;
+    const canary = (emulator: RunningEmulator): string => {
+      const s = emulator.model.listServices().find((x) => x.name === 'svc-a');
+      const tagged = s ? serviceRevisions(s).find((r) => r.tag === 'canary') : undefined;
+      if (!tagged) throw new Error('svc-a has no tagged revision');
+      return tagged.name;
+    };
+    const { report, emulator, again } = await runOn(fleet, policy, {
+      runId: 'tagged-unread-0',
+      faults: ({ method, request }, emulator) => {
+        if (!refuse || !method.endsWith('/GetRevision')) return undefined;
+        if (!String(request['name'] ?? '').endsWith(`/revisions/${canary(emulator)}`))
+          return undefined;
+        refused += 1;
+        return new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied');
+      },
+    });
+    expect(refused).toBeGreaterThan(0);
+    const name = canary(emulator);
+    // Said, with the revision and the reason.
+    const problem = report.problems.find((p) => p.subject === 'tagged-revisions');
+    expect(problem?.error).toContain(name);
+    expect(problem?.error).toContain('injected: run.revisions.get denied');
+    // Nothing in the pool is raised: its budget is unknown.
+    const pool = report.plan?.pools[0];
+    expect(pool?.status).toBe('unknown-quota');
+    expect(pool?.note).toContain('only tagged');
+    const raised = (r: typeof report) =>
+      r.writes.filter((w) => w.written !== null && w.written !== undefined && w.written > w.from);
+    expect(raised(report)).toEqual([]);
+    emulator.advance(5 * 60_000);
+    expect(raised(await again('tagged-unread-1'))).toEqual([]);
+    expect(emulator.model.listServices().find((s) => s.name === 'svc-b')?.maxInstances).toBe(1);
+    // Once it can be read, it is counted at its own 3 and svc-b raised into what is left.
+    refuse = false;
+    emulator.advance(5 * 60_000);
+    const read = await again('tagged-unread-2');
+    expect(
+      read.writes
+        .filter((w) => w.cause === 'written')
+        .map((w) => `${w.name} ${w.from}→${w.written}`),
+    ).toEqual(['svc-a 2→1', 'svc-b 1→2']);
+    expect(emulator.violations().violations).toEqual([]);
   }, 60_000);
 });
