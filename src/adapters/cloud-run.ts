@@ -573,22 +573,31 @@ function trafficTargets(routing: Routing): { revision: string; latest: boolean; 
     }));
 }
 
-/** Nothing when the template serves; else which revisions can hold instances (below). */
+/**
+ * When the template does not serve, which revisions can hold instances (below); when it serves,
+ * the revisions only tagged beside it, if any, which are started all the same and counted apart
+ * (`countedRevisions`, core/revision-pools.ts); else nothing.
+ */
 function revisionsOf(
   routing: Routing,
-): { templateServes: false; servingRevisions: ServingRevision[] } | Record<string, never> {
-  return templateServes(routing)
-    ? {}
-    : { templateServes: false, servingRevisions: servingRevisionsOf(routing) };
+): { templateServes?: false; servingRevisions: ServingRevision[] } | Record<string, never> {
+  const revisions = servingRevisionsOf(routing);
+  if (!templateServes(routing)) return { templateServes: false, servingRevisions: revisions };
+  const tagged = revisions.filter((r) => !r.inSplit);
+  return tagged.length > 0 ? { servingRevisions: tagged } : {};
 }
 
 /**
  * Whether the revision the template describes (the latest created) is the one serving, so that
  * its `scaling.max_instance_count` and GPU are the serving revision's: the template describes the
  * latest revision only, and each revision keeps its own ("applies only on a new revision"). It
- * serves when every target that takes traffic (a worker pool: instances) or carries a tag is
- * LATEST or names the latest created revision, and the latest created revision is the latest
- * ready one. Otherwise (traffic or instances pinned on an older revision, as `gcloud run deploy
+ * serves when every target that takes a share of the traffic (a worker pool: instances) is LATEST
+ * or names the latest created revision, and the latest created revision is the latest ready one.
+ * A target that only carries a tag (0%) changes nothing of that: it sends the split nothing, and
+ * its revision is started apart, outside the service-level max ("Tagged revisions are started,
+ * but only count toward the service-level maximum instances if they are a part of a traffic
+ * split", https://cloud.google.com/run/docs/configuring/max-instances), so it is listed and
+ * counted apart whether the template serves or not (`revisionsOf`). Otherwise (traffic or instances pinned on an older revision, as `gcloud run deploy
  * --no-traffic` leaves it, a split, a rollout in progress, or a latest revision that failed) the
  * template's max is left aside: the service is counted at its service-level max, which bounds
  * every revision in the traffic split ("divided among all revisions with specified traffic",
@@ -602,7 +611,7 @@ function templateServes(routing: Routing): boolean {
   const ready = lastSegment(routing.latestReadyRevision ?? '');
   if (created !== '' && ready !== '' && created !== ready) return false;
   return trafficTargets(routing).every(
-    (t) => t.latest || (created !== '' && t.revision === created),
+    (t) => !t.share || t.latest || (created !== '' && t.revision === created),
   );
 }
 

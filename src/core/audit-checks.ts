@@ -276,7 +276,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     const fix = `${gcloudUpdate(s)} --max N (N: what it should be allowed${counted === null ? '' : `, at most ${counted}`})`;
     // The template sets one, but another revision serves and could not be read (observe's
     // serving revisions): what it may run is unknown, and counted as if unset.
-    if (s.revisionsUnread !== undefined) {
+    if (s.revisionsUnread !== undefined && s.templateServes === false) {
       return {
         problem: `no service-level max instances, and its serving revisions could not be read (${s.revisionsUnread}): ${counted === null ? 'this pool’s quota is unknown' : `the governor counts it at ${counted} (quota ${quota} ÷ ${plural(s.gpu.count, 'GPU')}), its whole pool`}`,
         fix,

@@ -89,7 +89,8 @@ export function countedPoolRevisions(w: SplitWorkerPool): RevisionHolding[] {
 
 /**
  * The one rule of both: each revision read that serves with a GPU of another pool than the
- * template's, or that is only tagged, in its own pool, at `instancesOf` its instances (capped at
+ * template's while the template does not serve, or that is only tagged (beside a template that
+ * serves or not), in its own pool, at `instancesOf` its instances (capped at
  * what a quota can hold).
  */
 function revisionsElsewhere<R extends ServingRevision>(
@@ -103,11 +104,11 @@ function revisionsElsewhere<R extends ServingRevision>(
   subject: string,
   instancesOf: (r: R, pool: PoolId, gpu: GpuSpec) => number,
 ): RevisionHolding[] {
-  if (s.templateServes !== false) return [];
   const own = s.gpu ? poolKey(gpuPool({ project: s.project, region: s.region, gpu: s.gpu })) : null;
   const out: RevisionHolding[] = [];
   for (const r of s.servingRevisions ?? []) {
-    if (!r.gpu) continue;
+    // A template that serves is the split's revision: only one only tagged beside it is apart.
+    if (!r.gpu || (r.inSplit && s.templateServes !== false)) continue;
     const pool = gpuPool({ project: s.project, region: s.region, gpu: r.gpu });
     // One only tagged (never a worker pool's: an instance split has no tags) is counted in any
     // pool, its template's too: no service-level max bounds it (countedRevisions).

@@ -43,7 +43,10 @@ export interface ObservedContainer {
   startupProbe: StartupProbe | null;
 }
 
-/** A revision that can hold instances of a service whose template does not serve. */
+/**
+ * A revision that can hold instances of a service whose template does not serve, or a revision
+ * only tagged beside a template that serves.
+ */
 export interface ServingRevision {
   /** Short name. */
   name: string;
@@ -98,8 +101,9 @@ export interface ObservedService {
   templateServes?: boolean;
   /**
    * When the template does not serve: the revisions that can hold instances, those the traffic
-   * sends a share to or tags (a LATEST target is the latest ready revision), each with its own
-   * max once read (`maxInstances`: null when unset, absent while unread).
+   * sends a share to or tags (a LATEST target is the latest ready revision); when it serves, the
+   * revisions only tagged beside it (absent: none). Each with its own max once read
+   * (`maxInstances`: null when unset, absent while unread).
    */
   servingRevisions?: ServingRevision[];
   /** Why `servingRevisions` could not be read (the service is then counted coarsely). */
@@ -184,19 +188,17 @@ export function manualInstances(
 
 /**
  * Whether a service's serving revisions must be read (`Revisions.GetRevision`,
- * `run.revisions.get`): a service, not manually scaled, whose latest revision does not serve and
- * whose serving revisions are named. Without a service-level max its cap is made of their own
- * max; and whatever its max, each of them may hold GPUs of another pool than the template's (or
- * hold GPUs while the template has none): a revision keeps its own node selector, GPU limit and
- * zonal redundancy (google/cloud/run/v2/revision.proto). Observation reads them for it, and
- * `governor check` probes the permission only where one is.
+ * `run.revisions.get`): a service, not manually scaled, that names revisions apart from its
+ * template: its latest revision does not serve and its serving revisions are named, or a revision
+ * only tagged is started beside it. Without a service-level max the cap of one whose latest
+ * revision does not serve is made of their own max; and whatever its max, each of them may hold
+ * GPUs of another pool than the template's (or hold GPUs while the template has none): a revision
+ * keeps its own node selector, GPU limit and zonal redundancy (google/cloud/run/v2/revision.proto),
+ * and one only tagged holds its own max of GPUs outside the service-level max. Observation reads
+ * them for it, and `governor check` probes the permission only where one is.
  */
 export function needsServingRevisions(s: ObservedService): boolean {
-  return (
-    s.scalingMode !== 'MANUAL' &&
-    s.templateServes === false &&
-    (s.servingRevisions ?? []).length > 0
-  );
+  return s.scalingMode !== 'MANUAL' && (s.servingRevisions ?? []).length > 0;
 }
 
 /**

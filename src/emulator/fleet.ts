@@ -307,6 +307,22 @@ export const FleetService = z
       .describe(
         'A traffic split: an older revision keeps this share of the traffic by name, the serving revision (also by name) the rest.',
       ),
+    taggedRevision: z
+      .strictObject({
+        maxInstances: Count.max(1000)
+          .optional()
+          .describe("The older revision's own max (absent: unset)."),
+        tag: z
+          .string()
+          .regex(/^[a-z][a-z0-9-]{0,45}$/, 'a tag: lower-case letters, digits and hyphens')
+          .describe(
+            'Its tag: a 0% target of its own, started, and not bounded by the service-level max.',
+          ),
+      })
+      .optional()
+      .describe(
+        'An older revision that keeps a tag and no traffic while all the traffic goes to LATEST, the serving revision (a canary deployed with --no-traffic --tag, its traffic sent to the latest and deployed over; or gcloud run services update-traffic --set-tags): the template is what serves, and the tagged revision is started beside it.',
+      ),
     scalingMode: z.enum(['AUTOMATIC', 'MANUAL']).default('AUTOMATIC'),
     manualInstanceCount: Count.max(1000).optional(),
     image: z.string().min(1).optional(),
@@ -353,6 +369,19 @@ export const FleetService = z
     ),
   })
   .superRefine((s, ctx) => {
+    // The emulator models one revision before the serving one and one tag.
+    if (s.taggedRevision && s.previousRevision)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['taggedRevision'],
+        message: 'not with previousRevision: both are the revision before the serving one',
+      });
+    if (s.taggedRevision && s.noTrafficRevision)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['taggedRevision'],
+        message: 'not with noTrafficRevision: the traffic goes to LATEST, not pinned by name',
+      });
     const mins: [string, number | undefined][] = [
       ['minInstances', s.minInstances],
       ['revisionMinInstances', s.revisionMinInstances],

@@ -487,7 +487,7 @@ function floorInstances(s: ServiceState): number {
 
 /**
  * The revisions a service of the fleet starts with: its serving one (1), the older one of its
- * `previousRevision` (0) and the newer one of its `noTrafficRevision` (2).
+ * `previousRevision` or `taggedRevision` (0) and the newer one of its `noTrafficRevision` (2).
  */
 function initialRevisions(
   spec: FleetService,
@@ -496,11 +496,13 @@ function initialRevisions(
   const own = spec.gpu ? { gpu: spec.gpu } : {};
   const prev = spec.previousRevision;
   const next = spec.noTrafficRevision;
+  // The fleet's schema allows one of the two (both are the revision before the serving one).
+  const older = prev ?? spec.taggedRevision;
   const revisions: RevisionRecord[] = [];
-  if (prev)
+  if (older)
     revisions.push({
       index: 0,
-      maxInstances: prev.maxInstances ?? 0,
+      maxInstances: older.maxInstances ?? 0,
       minInstances: 0,
       failed: false,
       madeAt,
@@ -529,7 +531,12 @@ function initialRevisions(
     revisions,
     latestIndex: next ? 2 : 1,
     split: prev ? { index: 0, percent: prev.percent } : null,
-    tagged: next?.tag === undefined ? null : { index: 2, tag: next.tag },
+    tagged:
+      next?.tag !== undefined
+        ? { index: 2, tag: next.tag }
+        : spec.taggedRevision
+          ? { index: 0, tag: spec.taggedRevision.tag }
+          : null,
   };
 }
 

@@ -232,7 +232,8 @@ async function checkOperations(
 
 /**
  * `run.revisions.get`, by reading a serving revision of a service whose latest revision does not
- * serve, or of a worker pool's instance split (`kind`). NOT_FOUND (deleted since the listing)
+ * serve, or a revision only tagged beside one whose latest revision serves, or a revision of a
+ * worker pool's instance split (`kind`). NOT_FOUND (deleted since the listing)
  * still shows the permission held: Google checks permission before existence ("Permission must be
  * checked prior to checking if the resource or parent exists", AIP-211,
  * https://google.aip.dev/211).
@@ -265,9 +266,11 @@ async function checkRevisions(
         throw e;
       }
     },
-    kind === 'services'
-      ? `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, the GPUs of a serving revision of another pool go uncounted, and a revision only tagged leaves nothing in its region raised)`
-      : `read revision ${revision} of its instance split (its latest revision does not run all its instances; without the permission which pools they hold is unknown, and nothing in the region is raised)`,
+    kind === 'services' && s.templateServes !== false
+      ? `read its revision ${revision}, only tagged (without the permission nothing in its region is raised: which pool it holds GPUs of, and how many, is unknown)`
+      : kind === 'services'
+        ? `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, the GPUs of a serving revision of another pool go uncounted, and a revision only tagged leaves nothing in its region raised)`
+        : `read revision ${revision} of its instance split (its latest revision does not run all its instances; without the permission which pools they hold is unknown, and nothing in the region is raised)`,
     // Google names no permission for a worker pool's revision: its denial may name this one.
     kind === 'services' ? [] : ['run.workerpools.get'],
   );
@@ -474,9 +477,9 @@ export async function checkPolicy(
       );
     }
     // run.revisions.get serves only services whose latest revision does not serve (with a GPU
-    // or not: an older revision may serve with one), and worker pools whose instances are split
-    // onto other revisions than the template's: probed by reading one of their serving
-    // revisions, when there is one.
+    // or not: an older revision may serve with one) or that have a revision only tagged, and
+    // worker pools whose instances are split onto other revisions than the template's: probed by
+    // reading one of their serving revisions, when there is one.
     const unserved = services.find(needsServingRevisions);
     const split = workerPools.find(
       (w) => w.templateServes === false && (w.servingRevisions ?? []).length > 0,

@@ -26,6 +26,7 @@ const PROJECT = 'revisions-project';
 const DENIED = 'revisions-denied';
 const PLAIN = 'revisions-plain';
 const TAGGED = 'revisions-tagged';
+const LATEST = 'revisions-latest';
 const SETTLE = 'revisions-settle';
 const REGION = 'us-central1';
 
@@ -110,6 +111,20 @@ const fleet: FleetInput = {
           gpu: {},
           maxInstances: 4,
           noTrafficRevision: { maxInstances: 2, tag: 'canary' },
+        },
+      ],
+    },
+    {
+      id: LATEST,
+      pools: [{ region: REGION, quota: 8 }],
+      services: [
+        // All traffic to LATEST (own max 2) beside an older revision only tagged (own max 3).
+        {
+          name: 'canaried',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 2,
+          taggedRevision: { maxInstances: 3, tag: 'canary' },
         },
       ],
     },
@@ -299,6 +314,29 @@ describe('observation', () => {
     const governed = await adapter.getService(TAGGED, REGION, 'governed');
     expect(governed.templateServes).toBe(false);
     expect(governed.servingRevisions?.map((r) => r.inSplit).sort()).toEqual([false, true]);
+  });
+
+  it('takes a template that serves all the traffic beside an older revision only tagged as serving, the tagged one listed apart', async () => {
+    // A 0% target with a tag sends the split nothing: the serving revision's own max is the
+    // service's ceiling, and the tagged one is still started, outside the service-level max.
+    const canaried = await adapter.getService(LATEST, REGION, 'canaried');
+    expect(canaried.templateServes).toBeUndefined();
+    expect(canaried.revisionMaxInstances).toBe(2);
+    expect(canaried.servingRevisions).toEqual([
+      { name: expect.stringMatching(/^canaried-00000-/), inSplit: false },
+    ]);
+    const o = await observe(policyOf(LATEST), ports, emulator.now().getTime());
+    expect(
+      o.snapshot.services.map((s) => [s.name, s.maxInstances, s.revisionMaxInstances]),
+    ).toEqual([['canaried', 2, 2]]);
+    expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
+      [
+        expect.stringMatching(
+          /^service\/canaried revision canaried-00000-\S+ \(tagged, outside the traffic split\)$/,
+        ),
+        3,
+      ],
+    ]);
   });
 
   it('counts a governed service at the service-level max its writes set, and a tagged revision apart', async () => {

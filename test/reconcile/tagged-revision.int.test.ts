@@ -168,3 +168,102 @@ describe('a service with a tagged revision outside the traffic split', () => {
     expect(emulator.violations().violations).toEqual([]);
   }, 60_000);
 });
+
+/**
+ * All of svc-a's traffic goes to LATEST, its serving revision (own max 2), beside an older revision
+ * that keeps the tag `canary` and no traffic (own max 3): a canary deployed with `--no-traffic
+ * --tag`, its traffic then sent to the latest and deployed over. A tag-only target does not change
+ * which revision serves the split, so the serving revision's own max is svc-a's ceiling, and the
+ * canary is still started, outside the service-level max, counted in its pool. svc-e wants the
+ * whole quota of 12.
+ */
+const latest: FleetInput = {
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 40,
+  idleMinutes: 0,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: 12 }],
+      services: [
+        {
+          name: 'svc-a',
+          region: REGION,
+          gpu: {},
+          maxInstances: 3,
+          revisionMaxInstances: 2,
+          demand: { constant: 6 },
+          taggedRevision: { maxInstances: CANARY, tag: 'canary' },
+        },
+        { name: 'svc-e', region: REGION, gpu: {}, maxInstances: 3, demand: { constant: 12 } },
+      ],
+    },
+  ],
+};
+
+const open = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { scaleDownDelay: '0s' },
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
+describe('a service whose traffic all goes to LATEST beside an older revision only tagged', () => {
+  it("is held at its serving revision's own max, counts the canary in its pool, and writes nothing again, though another writer edits meanwhile", async () => {
+    const { report, emulator, again } = await runOn(latest, open, { runId: 'latest-0' });
+    const state = (name: string) => emulator.state().services.find((s) => s.name === name);
+    const a = report.plan?.services.find((s) => s.name === 'svc-a');
+    // Its ceiling is the serving revision's 2, and its reason does not say it does not serve.
+    expect(a?.ceiling).toBe(2);
+    expect(a?.reason).not.toContain('does not serve');
+    expect(report.writes.filter((w) => w.name === 'svc-a' && (w.written ?? 0) > 2)).toEqual([]);
+    expect(state('svc-a')?.effectiveMax).toBe(2);
+    // The canary's 3 GPUs are counted in the pool, apart from svc-a: svc-e takes 12 - 2 - 3.
+    expect(report.plan?.pools[0]?.unmanaged).toEqual([
+      {
+        source: expect.stringMatching(
+          /^service[/ ]svc-a revision svc-a-\S+ \(tagged, outside the traffic split\)$/,
+        ),
+        gpus: CANARY,
+      },
+    ]);
+    expect(state('svc-e')?.effectiveMax).toBe(12 - 2 - CANARY);
+    const later = [];
+    for (let run = 1; run <= 3; run++) {
+      emulator.advance(5 * 60_000);
+      later.push(...(await again(`latest-${run}`)).writes);
+    }
+    expect(later).toEqual([]);
+    // Another writer sets svc-a's service-level max to 1: the next run gives it back up to its
+    // revision's 2, never past it, and the one after writes nothing.
+    emulator.edit({ service: 'svc-a', maxInstances: 1 });
+    emulator.advance(5 * 60_000);
+    const back = await again('latest-edited');
+    expect(back.writes.find((w) => w.name === 'svc-a')).toMatchObject({ from: 1, written: 2 });
+    emulator.advance(5 * 60_000);
+    expect((await again('latest-after')).writes).toEqual([]);
+    expect(emulator.violations().violations).toEqual([]);
+  }, 60_000);
+
+  it('holds every raise in its region while the canary cannot be read, its ceiling still its serving revision', async () => {
+    let refused = 0;
+    const { report } = await runOn(latest, open, {
+      runId: 'latest-unread',
+      faults: ({ method }) => {
+        // The canary is svc-a's only revision read: its template serves.
+        if (!method.endsWith('/GetRevision')) return undefined;
+        refused += 1;
+        return new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied');
+      },
+    });
+    expect(refused).toBeGreaterThan(0);
+    expect(report.problems.find((p) => p.subject === 'tagged-revisions')?.error).toMatch(
+      /^svc-a: its revision\(s\) svc-a-\S+, only tagged/,
+    );
+    expect(report.plan?.pools[0]?.status).toBe('unknown-quota');
+    expect(report.plan?.services.find((s) => s.name === 'svc-a')?.ceiling).toBe(2);
+    expect(report.writes.filter((w) => (w.written ?? 0) > w.from)).toEqual([]);
+  }, 60_000);
+});
