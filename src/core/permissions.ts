@@ -35,7 +35,7 @@ export const PERMISSION_GRANTS = {
     terraform: READ_ROLE,
   },
   'run.revisions.get': {
-    call: "Revisions.GetRevision (the serving revisions' own max and GPU, for a service whose latest revision does not serve or a worker pool split onto older revisions)",
+    call: "Revisions.GetRevision (the serving revisions' own max and GPU, for a service whose latest revision does not serve or that has a revision only tagged, or a worker pool split onto older revisions)",
     role: 'roles/run.viewer on the project',
     terraform: READ_ROLE,
   },

@@ -152,6 +152,22 @@ export const EditInput = z.strictObject({
     })
     .nullable()
     .optional(),
+  /**
+   * A tag another writer puts on the revision before the serving one, which keeps no traffic
+   * (`gcloud run services update-traffic --set-tags`): a 0% target of its own, started, and not
+   * bounded by the service-level max (https://cloud.google.com/run/docs/configuring/max-instances).
+   * Its max as for `previousRevision` (revisions are immutable); refused on a service that has a
+   * split or a tag already (the emulator models one of each on that revision); null: no tag.
+   */
+  tagPrevious: z
+    .strictObject({
+      tag: z
+        .string()
+        .regex(/^[a-z][a-z0-9-]{0,45}$/, 'a tag: lower-case letters, digits and hyphens'),
+      maxInstances: z.number().int().min(0).max(1000).optional(),
+    })
+    .nullable()
+    .optional(),
 });
 export type EditInput = z.input<typeof EditInput>;
 
@@ -581,6 +597,7 @@ export class EmulatorControl {
       minInstances,
       manualInstanceCount,
       previousRevision,
+      tagPrevious,
     } = parse(EditInput, input, 'edit');
     const s = this.find(service, project, region);
     if (deleteRevision !== undefined) {
@@ -617,6 +634,15 @@ export class EmulatorControl {
         ])
       : undefined;
     if (refused !== undefined) throw new ControlError(`edit: ${refused}`);
+    if (tagPrevious) {
+      const why =
+        s.split !== null || previousRevision
+          ? 'the revision before the serving one keeps a share of the traffic here: not tagged apart'
+          : s.tagged !== null
+            ? `${s.name} has a tagged revision already (the emulator models one)`
+            : splitRefusal(s, tagPrevious, s.deletedRevisions);
+      if (why !== undefined) throw new ControlError(`edit: ${why}`);
+    }
     if (deleteRevision !== undefined) s.deletedRevisions.push(deleteRevision);
     this.ctx.sync();
     this.ctx.model.update(s, {
@@ -626,6 +652,7 @@ export class EmulatorControl {
       ...(minInstances === undefined ? {} : { minInstances }),
       ...(manualInstanceCount === undefined ? {} : { manualInstanceCount }),
       ...(previousRevision === undefined ? {} : { previousRevision }),
+      ...(tagPrevious === undefined ? {} : { tagPrevious }),
     });
     this.otherActed(s);
     return this.view(s);

@@ -925,6 +925,11 @@ export class FleetModel {
        * revision's own (absent: the one it was made with, or unset for one not modeled yet).
        */
       previousRevision?: { maxInstances?: number | undefined; percent: number } | null;
+      /**
+       * A tag on the revision before the serving one, without traffic (`gcloud run services
+       * update-traffic --set-tags`); null: the tag removed. Its max as for `previousRevision`.
+       */
+      tagPrevious?: { tag: string; maxInstances?: number | undefined } | null;
     },
   ): ServiceState {
     const s = this.mustGet(key);
@@ -947,16 +952,15 @@ export class FleetModel {
       else spec.manualInstanceCount = count;
       s.spec = spec;
     }
-    if (split === null) s.split = null;
-    else if (split !== undefined) {
-      // The revision before the serving one, as it was made; one the emulator never modeled
-      // (an older revision, say) is taken as the split describes it.
+    // The revision before the serving one, as it was made; one the emulator never modeled (an
+    // older revision, say) is taken as the split or the tag describes it.
+    const older = (maxInstances: number | undefined): number => {
       const index = s.revisionIndex - 1;
       if (revisionOf(s, index) === undefined)
         s.revisions = [
           {
             index,
-            maxInstances: split.maxInstances ?? 0,
+            maxInstances: maxInstances ?? 0,
             minInstances: 0,
             failed: false,
             // Older than the serving one: made no later than the service.
@@ -965,8 +969,14 @@ export class FleetModel {
           },
           ...s.revisions,
         ].sort((a, b) => a.index - b.index);
-      s.split = { index, percent: split.percent };
-    }
+      return index;
+    };
+    if (split === null) s.split = null;
+    else if (split !== undefined)
+      s.split = { index: older(split.maxInstances), percent: split.percent };
+    const tag = change.tagPrevious;
+    if (tag === null) s.tagged = null;
+    else if (tag !== undefined) s.tagged = { index: older(tag.maxInstances), tag: tag.tag };
     this.bump(s);
     // A lower max stops instances above it at once.
     this.trimToCap(s);

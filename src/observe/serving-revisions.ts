@@ -55,13 +55,15 @@ function revisionKey(s: Parent, revision: string, kind: RevisionKind): string {
 /**
  * The own max and own GPU of each revision that can hold instances of a service whose template
  * does not serve (traffic pinned on another revision, a split, a rollout in progress or a failed
- * latest revision), as `needsServingRevisions` says: without a service-level max its cap is made
- * of their max (`maxInForce`), and a revision of another pool than the template's holds GPUs of
- * that pool (`countedRevisions`, core/revision-pools.ts). Only those services are read, one
- * GetRevision per revision not in `memo` (what the run read of them already, {@link RevisionMemo};
- * without one, each is read), so a fleet whose templates serve costs no call. A read that fails
- * leaves the service counted coarsely, at the unset max, with `revisionsUnread` saying why, and a
- * problem noted: the run goes on.
+ * latest revision), and of each revision only tagged beside a template that serves, as
+ * `needsServingRevisions` says: without a service-level max the cap of the former is made of their
+ * max (`maxInForce`), a revision of another pool than the template's holds GPUs of that pool, and
+ * one only tagged its own max of GPUs in its own pool (`countedRevisions`, core/revision-pools.ts).
+ * Only those services are read, one GetRevision per revision not in `memo` (what the run read of
+ * them already, {@link RevisionMemo}; without one, each is read), so a fleet whose templates serve
+ * with no tag costs no call. A read that fails leaves the service counted coarsely, at the unset
+ * max when its template does not serve, with `revisionsUnread` saying why, and a problem noted:
+ * the run goes on (one only tagged unread holds its region's raises: `taggedUnknown`).
  */
 export async function withServingRevisions(
   run: CloudRunPort,

@@ -99,6 +99,31 @@ describe('POST /edit', () => {
     expect((await edit({ service: 'alpha', deleteRevision: older })).status).toBe(200);
     expect(state.deletedRevisions).toEqual([older]);
   });
+  it('tags the revision before the serving one without traffic, once, and removes the tag', async () => {
+    const state = emulator.model.getService({
+      project: TEST_FLEET_PROJECT,
+      region: TEST_FLEET_REGION,
+      name: 'beta',
+    });
+    if (!state) throw new Error('no service beta');
+    const tagged = () => serviceRevisions(state).filter((r) => r.tag !== undefined);
+    expect(
+      (await edit({ service: 'beta', tagPrevious: { tag: 'canary', maxInstances: 1 } })).status,
+    ).toBe(200);
+    expect(tagged().map((r) => [r.role, r.percent, r.tag, r.maxInstances])).toEqual([
+      ['tagged', 0, 'canary', 1],
+    ]);
+    // The emulator models one tag, and a revision keeps the max it was made with.
+    const before = JSON.stringify(service('beta'));
+    expect((await edit({ service: 'beta', tagPrevious: { tag: 'other' } })).status).toBe(400);
+    expect(JSON.stringify(service('beta'))).toBe(before);
+    expect((await edit({ service: 'beta', tagPrevious: null })).status).toBe(200);
+    expect(tagged()).toEqual([]);
+    expect(
+      (await edit({ service: 'beta', tagPrevious: { tag: 'canary', maxInstances: 4 } })).error,
+    ).toContain('revisions are immutable');
+  });
+
   it('refuses annotations Cloud Run refuses: a reserved namespace, a key it cannot hold, over 256 KiB', async () => {
     const before = JSON.stringify(service('delta'));
     const refused: [Record<string, string>, RegExp][] = [

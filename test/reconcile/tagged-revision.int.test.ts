@@ -266,4 +266,39 @@ describe('a service whose traffic all goes to LATEST beside an older revision on
     expect(report.plan?.services.find((s) => s.name === 'svc-a')?.ceiling).toBe(2);
     expect(report.writes.filter((w) => (w.written ?? 0) > w.from)).toEqual([]);
   }, 60_000);
+
+  it('holds the raise when another writer tags an older revision between the observation and the raise, and it cannot be read', async () => {
+    const untagged: FleetInput = {
+      ...latest,
+      projects: latest.projects.map((p) => ({
+        ...p,
+        services: (p.services ?? []).map(({ taggedRevision: _, ...s }) =>
+          s.name === 'svc-a' ? { ...s, maxInstances: 2, demand: { constant: 1 } } : s,
+        ),
+      })),
+    };
+    let listings = 0;
+    let tagged = false;
+    const { report, emulator } = await runOn(untagged, open, {
+      runId: 'tag-meanwhile',
+      faults: ({ method, request }, emulator) => {
+        if (method.endsWith('/ListServices') && !request['page_token']) listings += 1;
+        // The listing before the raises: another writer has just tagged svc-a's older revision
+        // (gcloud run services update-traffic --set-tags), whose read is refused.
+        if (listings === 2 && !tagged) {
+          tagged = true;
+          emulator.edit({ service: 'svc-a', tagPrevious: { tag: 'canary', maxInstances: CANARY } });
+        }
+        if (method.endsWith('/GetRevision'))
+          return new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied');
+        return undefined;
+      },
+    });
+    expect(tagged).toBe(true);
+    const e = report.writes.find((w) => w.name === 'svc-e');
+    expect(e?.planned).toBeGreaterThan(3);
+    expect(e?.cause).toBe('pool-unreadable');
+    expect(emulator.state().services.find((s) => s.name === 'svc-e')?.effectiveMax).toBe(3);
+    expect(emulator.violations().violations).toEqual([]);
+  }, 60_000);
 });
