@@ -20,7 +20,7 @@ import {
   errorMessage,
 } from '../core/errors.js';
 import type { Logger } from '../log.js';
-import { unreadPastBudget } from '../observe/serving-revisions.js';
+import { taggedUnknown, unreadPastBudget } from '../observe/serving-revisions.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import type {
   CloudRunPort,
@@ -502,8 +502,11 @@ async function readPools(
         // every run; holding the region's raises on them would stop governing it for good. An
         // older revision of such a service still serving with a GPU stays among what escapes the
         // count, which the pool's `reserve` covers (docs/observing.md).
+        // On the read after the raises, a revision only tagged that cannot be read (tagged since
+        // the read before them, or read in vain then too) holds GPUs counted nowhere, beside no
+        // service-level max: the pool is not verified, and the run says so (compensate).
         const unread = known
-          ? undefined
+          ? r.services.find(taggedUnknown)
           : r.services.find(
               (s) =>
                 needsServingRevisions(s) &&
@@ -512,7 +515,9 @@ async function readPools(
             );
         if (unread)
           throw new GovernorError(
-            `the serving revisions of ${unread.name} could not be read (${unread.revisionsUnread}), so which pools they hold GPUs of is unknown`,
+            taggedUnknown(unread)
+              ? `the revisions of ${unread.name}, one only tagged among them, could not be read (${unread.revisionsUnread}), so which pools they hold GPUs of is unknown`
+              : `the serving revisions of ${unread.name} could not be read (${unread.revisionsUnread}), so which pools they hold GPUs of is unknown`,
           );
         if (failed !== null)
           opts.log.log(

@@ -486,6 +486,19 @@ describe('a region whose worker pools or jobs could not be listed', () => {
     expect(p.pools.map((x) => x.status)).toEqual(['unknown-quota', 'unknown-quota']);
   });
 
+  it('reads a revision only tagged that could not be read as such a listing: nothing raised there', () => {
+    // Its own max and GPU unknown, which pool of the region it holds GPUs of is unknown.
+    const snapshot = example();
+    snapshot.problems = [unread('us-central1', 'tagged-revisions')];
+    const out = withUnreadListingsUnknown(snapshot);
+    expect(out.pools.map((p) => p.budgetUnknown)).toEqual([
+      'us-central1: a revision only tagged could not be read',
+      'us-central1: a revision only tagged could not be read',
+    ]);
+    const p = plan(out, policy(), out.takenAt);
+    expect(p.changes.filter((c) => c.to > c.from)).toEqual([]);
+  });
+
   it('leaves a snapshot without such a problem as it is', () => {
     const snapshot = example();
     expect(withUnreadListingsUnknown(snapshot)).toBe(snapshot);

@@ -210,6 +210,17 @@ const open = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
+/** svc-a, untagged at its revision's max of 2 with a demand of 1, beside svc-e wanting the rest. */
+const untagged: FleetInput = {
+  ...latest,
+  projects: latest.projects.map((p) => ({
+    ...p,
+    services: (p.services ?? []).map(({ taggedRevision: _, ...s }) =>
+      s.name === 'svc-a' ? { ...s, maxInstances: 2, demand: { constant: 1 } } : s,
+    ),
+  })),
+};
+
 describe('a service whose traffic all goes to LATEST beside an older revision only tagged', () => {
   it("is held at its serving revision's own max, counts the canary in its pool, and writes nothing again, though another writer edits meanwhile", async () => {
     const { report, emulator, again } = await runOn(latest, open, { runId: 'latest-0' });
@@ -268,15 +279,6 @@ describe('a service whose traffic all goes to LATEST beside an older revision on
   }, 60_000);
 
   it('holds the raise when another writer tags an older revision between the observation and the raise, and it cannot be read', async () => {
-    const untagged: FleetInput = {
-      ...latest,
-      projects: latest.projects.map((p) => ({
-        ...p,
-        services: (p.services ?? []).map(({ taggedRevision: _, ...s }) =>
-          s.name === 'svc-a' ? { ...s, maxInstances: 2, demand: { constant: 1 } } : s,
-        ),
-      })),
-    };
     let listings = 0;
     let tagged = false;
     const { report, emulator } = await runOn(untagged, open, {
@@ -300,5 +302,41 @@ describe('a service whose traffic all goes to LATEST beside an older revision on
     expect(e?.cause).toBe('pool-unreadable');
     expect(emulator.state().services.find((s) => s.name === 'svc-e')?.effectiveMax).toBe(3);
     expect(emulator.violations().violations).toEqual([]);
+  }, 60_000);
+
+  it('says the pool is unverified when another writer tags an older revision just after the raise, and it cannot be read', async () => {
+    let raised = false;
+    let tagged = false;
+    const { report } = await runOn(untagged, open, {
+      runId: 'tag-after-raise',
+      emulator: { operationDelayMs: 20 },
+      faults: ({ method, request }, emulator) => {
+        const name = (request as { service?: { name?: string } }).service?.name ?? '';
+        if (!raised) {
+          raised = method.endsWith('/UpdateService') && name.endsWith('/services/svc-e');
+          return undefined;
+        }
+        // The first call after svc-e's raise: another writer tags svc-a's older revision, whose
+        // GPUs the read after the raises cannot read.
+        if (!tagged) {
+          tagged = true;
+          emulator.edit({ service: 'svc-a', tagPrevious: { tag: 'canary', maxInstances: CANARY } });
+        }
+        if (method.endsWith('/GetRevision'))
+          return new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied');
+        return undefined;
+      },
+    });
+    expect(tagged).toBe(true);
+    expect(report.writes.find((w) => w.name === 'svc-e')?.cause).toBe('written');
+    // Not a silent success: its GPUs unknown, the pool is not verified, and the run says so.
+    const unverified = report.alerts.filter(
+      (a) =>
+        a.type === 'governor.degraded' &&
+        a.details['reason'] === 'unverified' &&
+        a.status !== 'resolved',
+    );
+    expect(unverified).toHaveLength(1);
+    expect(unverified[0]?.summary).toContain('only tagged');
   }, 60_000);
 });
