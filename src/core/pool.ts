@@ -284,7 +284,10 @@ interface MaxLevels {
    * held by its service-level max alone. Absent: true.
    */
   templateServes?: boolean | undefined;
-  /** With `templateServes: false`: the revisions that can hold instances, with their own max once read. */
+  /**
+   * With `templateServes: false`: the revisions that can hold instances, with their own max once
+   * read; beside a template that serves, the revisions only tagged, which no cap here counts.
+   */
   servingRevisions?: readonly ServingMax[] | undefined;
   /** Why they could not be read. */
   revisionsUnread?: string | undefined;
