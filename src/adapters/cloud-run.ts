@@ -597,10 +597,10 @@ function revisionsOf(
  * its revision is started apart, outside the service-level max ("Tagged revisions are started,
  * but only count toward the service-level maximum instances if they are a part of a traffic
  * split", https://cloud.google.com/run/docs/configuring/max-instances), so it is listed and
- * counted apart whether the template serves or not (`revisionsOf`). Otherwise (traffic or instances pinned on an older revision, as `gcloud run deploy
- * --no-traffic` leaves it, a split, a rollout in progress, or a latest revision that failed) the
- * template's max is left aside: the service is counted at its service-level max, which bounds
- * every revision in the traffic split ("divided among all revisions with specified traffic",
+ * counted apart whether the template serves or not (`revisionsOf`). Otherwise (traffic or
+ * instances pinned on an older revision, as `gcloud run deploy --no-traffic` leaves it, a split,
+ * a rollout in progress, or a latest revision that failed) the template's max is left aside: the
+ * service is counted at its service-level max, which bounds every revision in the traffic split ("divided among all revisions with specified traffic",
  * ServiceScaling.max_instance_count in vendor_settings.proto), or without one at its serving
  * revisions' own max (`servingRevisionsOf`, read by observe/serving-revisions.ts; `maxInForce` in
  * core/pool.ts); and each serving revision of another pool than the template's is counted in its
