@@ -9,7 +9,9 @@ import {
   manualCount,
   type FleetModel,
   type ServiceKey,
+  type ServiceState,
 } from './model.js';
+import { serviceRevisions } from './resources.js';
 
 /**
  * The invariant monitor: after every write (UpdateService in the emulator, `updateMaxInstances` in
@@ -457,14 +459,15 @@ export class InvariantMonitor {
     let unmanaged = 0;
     let floors = 0;
     for (const m of model.listServices(pool.project)) {
+      const held = revisionGpus(model, m, pool);
+      caps += held.capped + held.tagged;
+      // Nothing the governor writes bounds a tagged revision outside the traffic split.
+      unmanaged += held.tagged;
       const p = model.poolOf(m);
       if (!p || !samePool(p, pool)) continue;
-      const gpus = gpusPerInstance(m);
       const manual = m.spec.scalingMode === 'MANUAL';
-      const cap = (manual ? manualCount(m) : effectiveMax(m)) * gpus;
-      caps += cap;
-      if (manual || this.isUnmanaged(m)) unmanaged += cap;
-      else floors += Math.max(1, m.minInstances, m.revisionMinInstances) * gpus;
+      if (manual || this.isUnmanaged(m)) unmanaged += held.capped;
+      else floors += Math.max(1, m.minInstances, m.revisionMinInstances) * gpusPerInstance(m);
     }
     const usage = model.pool(pool);
     // Worker pools and running job tasks hold GPUs the services cannot have.
@@ -482,4 +485,69 @@ export class InvariantMonitor {
     this.found.push(v);
     return v;
   }
+}
+
+/**
+ * The GPUs of `pool` a service may hold, by Google's rules, from its revisions as the emulator
+ * made them (not from what the governor reads, nor by its rules): the judge of rule 1.
+ *
+ * - The revisions in the traffic split (a share of the traffic) each run at most their own
+ *   revision-level max, and together at most the service-level max: "the cap in force is the
+ *   lower" of the two for one revision, and the service-level max bounds "the total instance
+ *   count for the service in all revisions with specified traffic"
+ *   (https://cloud.google.com/run/docs/configuring/max-instances;
+ *   ServiceScaling.max_instance_count, google/cloud/run/v2/vendor_settings.proto). A max left
+ *   unset is what Cloud Run derives from the regional quota (quota ÷ GPUs per instance, 100
+ *   without a quota). Each revision's instances hold its own GPUs, in its own pool.
+ * - A revision outside the split, only tagged, is started and bounded by its own max alone:
+ *   "Tagged revisions are started, but only count toward the service-level maximum instances if
+ *   they are a part of a traffic split" (same page). An untagged revision without traffic runs
+ *   nothing.
+ * - A manually scaled service runs its manual count (or its min instances), "ignore max
+ *   instances" (ScalingMode.MANUAL), divided among the revisions of the split, in its
+ *   template's pool; a revision only tagged runs its own min instances, "not counted toward the
+ *   service's manual instance total", or without one "at most 1 instance"
+ *   (https://cloud.google.com/run/docs/configuring/services/manual-scaling, "Traffic splits for
+ *   manual scaling").
+ *
+ * `capped`: what the service-level settings bound; `tagged`: what nothing the governor writes does.
+ */
+function revisionGpus(
+  model: FleetModel,
+  s: ServiceState,
+  pool: PoolId,
+): { capped: number; tagged: number } {
+  // One revision, taking all the traffic (most services): its cap in force.
+  if (s.split === null && s.tagged === null && s.latestIndex === s.revisionIndex) {
+    const template = model.poolOf(s);
+    if (!template || !samePool(template, pool)) return { capped: 0, tagged: 0 };
+    const manual = s.spec.scalingMode === 'MANUAL';
+    return { capped: (manual ? manualCount(s) : effectiveMax(s)) * gpusPerInstance(s), tagged: 0 };
+  }
+  const quota = model.quotaFor({ ...pool, region: pool.region });
+  const own = (max: number, gpus: number): number =>
+    max > 0 ? max : quota === undefined ? 100 : Math.floor(quota / Math.max(1, gpus));
+  const inPool = (gpu: { accelerator: string; zonalRedundancy: boolean } | undefined) =>
+    gpu !== undefined && samePool({ project: s.project, region: s.region, ...gpu }, pool);
+  const revs = serviceRevisions(s);
+  const manual = s.spec.scalingMode === 'MANUAL';
+  let tagged = 0;
+  for (const r of revs)
+    if (r.percent === 0 && r.ready && r.tag !== undefined && r.gpu && inPool(r.gpu))
+      tagged +=
+        (manual ? Math.max(1, r.minInstances) : own(r.maxInstances, r.gpu.count)) * r.gpu.count;
+  if (manual) {
+    const template = model.poolOf(s);
+    const capped = template && samePool(template, pool) ? manualCount(s) * gpusPerInstance(s) : 0;
+    return { capped, tagged };
+  }
+  let gpus = 0;
+  let widest = 0;
+  for (const r of revs) {
+    if (r.percent === 0 || !r.gpu || !inPool(r.gpu)) continue;
+    gpus += own(r.maxInstances, r.gpu.count) * r.gpu.count;
+    widest = Math.max(widest, r.gpu.count);
+  }
+  const capped = s.maxInstances > 0 ? Math.min(gpus, s.maxInstances * widest) : gpus;
+  return { capped, tagged };
 }

@@ -983,6 +983,52 @@ export class FleetModel {
     return s;
   }
 
+  /**
+   * A deployment made at once without traffic (`gcloud run deploy --no-traffic`, with `--tag` a
+   * tag on it): a new revision with its own max (`--max-instances`, the revision-level max; 0:
+   * unset), the latest created, while the traffic stays on the revisions it went to, by name
+   * ("Rollbacks, gradual rollouts, and traffic migration",
+   * https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration). A tagged one is
+   * started, and "only count[s] toward the service-level maximum instances if [it is] a part of
+   * a traffic split" (https://cloud.google.com/run/docs/configuring/max-instances). The serving
+   * revision and its own max stay as they were; a tag already on another revision moves here.
+   */
+  deployNoTraffic(key: ServiceKey, revision: { maxInstances: number; tag?: string }): ServiceState {
+    const s = this.mustGet(key);
+    this.bump(s);
+    const index = s.latestIndex + 1;
+    s.revisions.push({
+      index,
+      maxInstances: revision.maxInstances,
+      minInstances: 0,
+      failed: false,
+      madeAt: this.nowMs,
+      ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
+    });
+    s.latestIndex = index;
+    if (revision.tag !== undefined) s.tagged = { index, tag: revision.tag };
+    const kept = new Set([s.revisionIndex - 1, s.revisionIndex, index, s.tagged?.index]);
+    s.revisions = s.revisions.filter((r) => kept.has(r.index));
+    return s;
+  }
+
+  /**
+   * Another writer splits a worker pool's instances with an older revision (`gcloud beta run
+   * worker-pools update-instance-split`,
+   * https://cloud.google.com/run/docs/managing/workerpool-instance-splits-rollbacks), or ends the
+   * split (null): its spec's `previousRevision` (see {@link workerPoolRevisions}).
+   */
+  splitWorkerPool(
+    w: WorkerPoolState,
+    previousRevision: FleetWorkerPool['previousRevision'] | null,
+  ): WorkerPoolState {
+    const spec: FleetWorkerPool = { ...w.spec };
+    if (previousRevision) spec.previousRevision = previousRevision;
+    else delete spec.previousRevision;
+    w.spec = spec;
+    return w;
+  }
+
   /** Simulates a deployment (a new revision) in flight for `durationMs` of virtual time. */
   startDeployment(key: ServiceKey, durationMs: number): ServiceState {
     const s = this.mustGet(key);
