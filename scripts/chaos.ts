@@ -28,7 +28,9 @@ process.stdout.write(
   `chaos: seed ${seed}, ${runs} runs or more, until another writer acted in ${otherActorRuns} (reproduce: CHAOS_SEED=${seed})\n`,
 );
 const started = Date.now();
-const report = await runChaos({ seed, runs, otherActorRuns });
+// CHAOS_FAIL_REVISIONS=1: GetRevision calls fail at each run's error rate too.
+const failRevisionReads = process.env['CHAOS_FAIL_REVISIONS'] === '1';
+const report = await runChaos({ seed, runs, otherActorRuns, failRevisionReads });
 process.stdout.write(`${renderChaosReport(report)}\n`);
 process.stdout.write(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
 const problems = chaosProblems(report, otherActorRuns);

@@ -24,7 +24,12 @@ import { RecordingSink } from '../adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { createSimPorts } from '../emulator/ports.js';
 import { MAX_SEED, wholeNumberSetting } from './settings.js';
-import { applyConcurrentChange, applyOtherActor, type ModelPool } from '../emulator/context.js';
+import {
+  applyConcurrentChange,
+  applyOtherActor,
+  workerPoolPools,
+  type ModelPool,
+} from '../emulator/context.js';
 import { seededRandom, type OtherActorChange } from '../emulator/faults.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
 import { InvariantMonitor, type Violation } from '../emulator/invariants.js';
@@ -50,7 +55,16 @@ import { effectiveMax, FleetModel } from '../emulator/model.js';
  * service's max (legally: Cloud Run checks one service at a time), cuts the quota, starts a
  * deployment, redeploys a service from its own configuration as a CI pipeline does (its max
  * back to the configured one, and a deployment), or switches a service to manual scaling at the
- * min instances that fill the pool (no manual instance count): once in every run, the fault-free ones included (someone else is always writing), at
+ * min instances that fill the pool (no manual instance count), or makes or moves revisions: deploys
+ * a revision with its own max (`--max-instances`), deploys one without traffic (`--no-traffic`,
+ * the traffic left pinned on the older revision) or a tagged canary outside the traffic split
+ * (`--no-traffic --tag`), splits the traffic with the revision before the serving one, or splits a
+ * worker pool's instances with an older revision, of the pool's GPU or the other zonal
+ * redundancy's (https://cloud.google.com/run/docs/configuring/max-instances,
+ * https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration,
+ * https://cloud.google.com/run/docs/managing/workerpool-instance-splits-rollbacks). The invariant
+ * monitor counts what those revisions may hold by Google's rules (invariants.ts). Once in every
+ * run, the fault-free ones included (someone else is always writing), at
  * one of its first six reads and writes (drawn), if the run gets that far (`otherActorRuns`
  * counts the runs it acted in). A raise it takes over the quota inside Cloud Run's window is a
  * race (invariants.ts), which the governor must lower back in the same run once it sees it.
@@ -75,6 +89,11 @@ interface ChaosOptions {
   runsPerFleet?: number;
   /** Go on (whole fleets) until the other writer has acted in this many runs too. */
   otherActorRuns?: number;
+  /**
+   * GetRevision calls fail at the run's error rate too (off by default: a tagged revision whose
+   * read fails is not yet counted anywhere by the governor).
+   */
+  failRevisionReads?: boolean;
 }
 
 interface ChaosFailure {
@@ -176,6 +195,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ? Math.min(perFleet, Math.max(2, options.runs - report.runs))
         : perFleet,
       report,
+      options.failRevisionReads === true,
     );
   }
   return report;
@@ -377,6 +397,8 @@ class Faulty {
   hooks = 0;
   /** A lease release of this run that never reached the store (it was down). */
   releaseFailed = false;
+  /** Whether GetRevision calls fail at the run's error rate too (`ChaosOptions`). */
+  failRevisionReads = false;
   constructor(
     readonly rnd: () => number,
     readonly faults: RunFaults,
@@ -459,6 +481,17 @@ function faultyPorts(
       { where: 0, kind: 'deploy', pick, seconds: 120 },
       { where: 0, kind: 'redeploy', pick, seconds: 120 },
       { where: 0, kind: 'manual', pick },
+      { where: 0, kind: 'revision-max', pick, size: f.rnd() },
+      { where: 0, kind: 'no-traffic', pick, size: f.rnd() },
+      { where: 0, kind: 'canary', pick, size: f.rnd() },
+      { where: 0, kind: 'split', pick, percent: 1 + Math.floor(f.rnd() * 99), size: f.rnd() },
+      {
+        where: 0,
+        kind: 'pool-split',
+        pick,
+        percent: 1 + Math.floor(f.rnd() * 99),
+        other: f.rnd() < 0.5,
+      },
     ];
     // Its first choice, else the next that can be done here (a full pool cannot be filled).
     const first = Math.floor(f.rnd() * changes.length);
@@ -469,6 +502,10 @@ function faultyPorts(
       f.otherActed = true;
       f.count(`other-actor-${change.kind}`);
       monitor.otherActed(pool, what);
+      // A worker pool's split revision may hold GPUs of the region's other pool.
+      if (change.kind === 'pool-split')
+        for (const p of workerPoolPools(model, pool.project, pool.region))
+          monitor.otherActed(p, 'caps');
       return;
     }
   };
@@ -504,6 +541,10 @@ function faultyPorts(
     listWorkerPools: async (p, r) => {
       f.maybeFail('ListWorkerPools');
       return inner.run.listWorkerPools(p, r);
+    },
+    getRevisionMax: async (p, r, parent, revision, kind) => {
+      if (f.failRevisionReads) f.maybeFail('GetRevision');
+      return inner.run.getRevisionMax!(p, r, parent, revision, kind);
     },
     listRunningExecutions: async (p, r) => {
       f.maybeFail('ListExecutions');
@@ -691,10 +732,11 @@ export function invariantsOf(scenario: ChaosScenario) {
 }
 
 /** One fleet: `runs` governor runs five virtual minutes apart, the last one without faults. */
-async function runChaosFleet(
+export async function runChaosFleet(
   fleetSeed: number,
   runs: number,
   report: ChaosReport = emptyReport(fleetSeed),
+  failRevisionReads = false,
 ): Promise<ChaosReport> {
   const scenario = chaosScenario(fleetSeed);
   const model = new FleetModel(validateFleet(scenario.fleet));
@@ -718,6 +760,7 @@ async function runChaosFleet(
     writesOfRuns.push({ run: i, runId, writes: applied });
     const storeFaultsBefore = report.faults['store-unavailable'] ?? 0;
     const f = new Faulty(rnd, faults, report.faults);
+    f.failRevisionReads = failRevisionReads;
     sink.failRate = faults.publishRate;
     const log = memoryLogger();
     const before = sink.delivered.length;

@@ -6,6 +6,8 @@ import { InvariantMonitor } from './invariants.js';
 import {
   effectiveMax,
   gpusPerInstance,
+  splitRefusal,
+  workerPoolRevisions,
   type FleetModel,
   type ServiceKey,
   type ServiceState,
@@ -343,6 +345,7 @@ export function applyOtherActor(
   change: OtherActorChange,
 ): 'caps' | 'quota' | null {
   const quota = model.quotaFor(pool);
+  if (change.kind === 'pool-split') return splitWorkerPool(model, pool, change);
   if (change.kind === 'cut-quota') {
     if (quota === undefined || quota === 0) return null;
     model.setQuota(pool, Math.max(0, quota - change.gpus));
@@ -356,6 +359,35 @@ export function applyOtherActor(
   if (!s) return null;
   if (change.kind === 'deploy') {
     model.startDeployment(s, change.seconds * 1000);
+    return 'caps';
+  }
+  if (change.kind === 'revision-max' || change.kind === 'no-traffic' || change.kind === 'canary') {
+    // Cloud Run holds a deploy's revision max x GPUs to the regional quota
+    // (https://cloud.google.com/run/docs/configuring/max-instances-limits).
+    const g = gpusPerInstance(s);
+    const most = quota === undefined ? 10 : Math.floor(quota / Math.max(1, g));
+    if (most < 1) return null;
+    const max = 1 + Math.floor(change.size * most);
+    if (change.kind === 'revision-max') {
+      s.revisionMaxInstances = max;
+      model.startDeployment(s, 0);
+    } else
+      model.deployNoTraffic(s, {
+        maxInstances: max,
+        ...(change.kind === 'canary' ? { tag: 'canary' } : {}),
+      });
+    return 'caps';
+  }
+  if (change.kind === 'split') {
+    // A split moves traffic and changes no revision: the one before the serving revision keeps
+    // its own max, and one never modeled is taken with the drawn one (model.ts, splitRefusal).
+    const g = gpusPerInstance(s);
+    const most = quota === undefined ? 10 : Math.floor(quota / Math.max(1, g));
+    const modeled = s.revisions.some((r) => r.index === s.revisionIndex - 1);
+    const max = Math.floor(change.size * (most + 1));
+    const previousRevision = { percent: change.percent, ...(modeled ? {} : { maxInstances: max }) };
+    if (splitRefusal(s, previousRevision) !== undefined) return null;
+    model.update(s, { previousRevision });
     return 'caps';
   }
   if (change.kind === 'redeploy') {
@@ -383,4 +415,44 @@ export function applyOtherActor(
   if (max <= effectiveMax(s) || max < 1) return null;
   model.update(s, { maxInstances: max });
   return 'caps';
+}
+
+/**
+ * A worker pool of `pool`'s region splits its instances with an older revision (Cloud Run's
+ * instance splits, https://cloud.google.com/run/docs/managing/workerpool-instance-splits-rollbacks),
+ * whose GPU is the pool's own or, with `other`, the other zonal redundancy's (a redeploy changed
+ * it). Only a worker pool with a GPU and not split already; returns 'caps' when one was split.
+ */
+function splitWorkerPool(
+  model: FleetModel,
+  pool: ModelPool,
+  change: { pick: number; percent: number; other: boolean },
+): 'caps' | null {
+  const candidates = model
+    .listWorkerPools(pool.project)
+    .filter((w) => w.region === pool.region && w.spec.gpu && !w.spec.previousRevision);
+  const w = candidates[Math.floor(change.pick * candidates.length)];
+  const gpu = w?.spec.gpu;
+  if (!w || !gpu) return null;
+  model.splitWorkerPool(w, {
+    percent: change.percent,
+    ...(change.other ? { gpu: { ...gpu, zonalRedundancy: !gpu.zonalRedundancy } } : {}),
+  });
+  return 'caps';
+}
+
+/** The pools whose GPUs a worker pool's revisions hold (for the monitor after a split). */
+export function workerPoolPools(model: FleetModel, project: string, region: string): ModelPool[] {
+  const out: ModelPool[] = [];
+  for (const w of model.listWorkerPools(project))
+    if (w.region === region)
+      for (const r of workerPoolRevisions(w))
+        if (r.gpu && !out.some((p) => samePool(p, { project, region, ...r.gpu! })))
+          out.push({
+            project,
+            region,
+            accelerator: r.gpu.accelerator,
+            zonalRedundancy: r.gpu.zonalRedundancy,
+          });
+  return out;
 }

@@ -215,6 +215,23 @@ export type OtherActorChange = { where: number } & (
   | { kind: 'cut-quota'; gpus: number }
   | { kind: 'deploy'; pick: number; seconds: number }
   | { kind: 'redeploy'; pick: number; seconds: number }
+  /**
+   * A new revision made at once with its own max (`size` of the most Cloud Run's per-service
+   * check allows): `revision-max` takes the traffic as a deploy does, `no-traffic` leaves it where
+   * it was (pinned by name to the older revision), `canary` also tags it.
+   */
+  | { kind: 'revision-max' | 'no-traffic' | 'canary'; pick: number; size: number }
+  /**
+   * The traffic split between the serving revision and the one before it, which keeps
+   * `percent`; an older revision the emulator never modeled is taken with its own max of `size`
+   * (0: unset).
+   */
+  | { kind: 'split'; pick: number; percent: number; size: number }
+  /**
+   * A worker pool of the pool's region splits its instances with an older revision that keeps
+   * `percent`, of the other pool's GPU when `other` (a redeploy changed its zonal redundancy).
+   */
+  | { kind: 'pool-split'; pick: number; percent: number; other: boolean }
 );
 
 export class FaultInjector {

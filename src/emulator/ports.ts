@@ -13,18 +13,20 @@ import { ConflictError, InputError, NotFoundError, QuotaRejectedError } from '..
 import {
   effectiveMax,
   jobExecutions,
+  workerPoolRevisions,
   type FleetModel,
   type MinuteSample,
   type ServiceState,
+  type WorkerPoolState,
 } from './model.js';
-import { observedContainerFacts } from './resources.js';
+import { observedContainerFacts, serviceRevisions } from './resources.js';
 import {
   GPU_UTILIZATIONS,
   INSTANCE_COUNT,
   REFUSED_REQUESTS,
   REQUEST_COUNT,
 } from './monitoring-api.js';
-import type { ObservedService } from '../core/service.js';
+import type { GpuSpec, ObservedService, ServingRevision } from '../core/service.js';
 
 /**
  * The governor's ports in memory, over the emulator's fleet model: what the Google adapters would
@@ -72,6 +74,47 @@ export function watchWrites(
   };
 }
 
+/**
+ * The revisions that can hold instances of `s`, as the Google adapter reads them from the
+ * service's traffic (adapters/cloud-run.ts): nothing when its template (the latest created
+ * revision) is what serves; else those the traffic sends a share to (`inSplit`) or tags, each by
+ * name, their own max and GPU left to `getRevisionMax`.
+ */
+function revisionsOfService(
+  s: ServiceState,
+): { templateServes: false; servingRevisions: ServingRevision[] } | Record<string, never> {
+  if (s.split === null && s.tagged === null && s.latestIndex === s.revisionIndex) return {};
+  const revs = serviceRevisions(s);
+  const targets = revs.filter((r) => r.percent > 0 || (r.ready && r.tag !== undefined));
+  const latest = revs.find((r) => r.role === 'new') ?? revs.find((r) => r.role === 'serving');
+  const serves =
+    latest !== undefined && latest.ready && targets.every((r) => r.name === latest.name);
+  if (serves) return {};
+  return {
+    templateServes: false,
+    servingRevisions: targets.map((r) => ({ name: r.name, inSplit: r.percent > 0 })),
+  };
+}
+
+/** A worker pool's instance split as the adapter reads it: the revisions by name, when split. */
+function revisionsOfPool(
+  w: WorkerPoolState,
+): { templateServes: false; servingRevisions: ServingRevision[] } | Record<string, never> {
+  if (!w.spec.previousRevision) return {};
+  return {
+    templateServes: false,
+    servingRevisions: workerPoolRevisions(w).map((r) => ({ name: r.name, inSplit: true })),
+  };
+}
+
+function gpuOf(
+  gpu: { accelerator: string; count: number; zonalRedundancy: boolean } | undefined,
+): GpuSpec | null {
+  return gpu
+    ? { accelerator: gpu.accelerator, count: gpu.count, zonalRedundancy: gpu.zonalRedundancy }
+    : null;
+}
+
 function toObserved(s: ServiceState): ObservedService {
   const gpu = s.spec.gpu;
   return {
@@ -97,6 +140,7 @@ function toObserved(s: ServiceState): ObservedService {
     updateTime: new Date(s.updateTime).toISOString(),
     createTime: new Date(s.createTime).toISOString(),
     ...observedContainerFacts(s),
+    ...revisionsOfService(s),
   };
 }
 
@@ -135,7 +179,22 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
               }
             : null,
           manualInstanceCount: w.spec.manualInstanceCount,
+          ...revisionsOfPool(w),
         }));
+    },
+    async getRevisionMax(project, region, parent, revision, kind = 'services') {
+      if (kind === 'workerPools') {
+        const w = model
+          .listWorkerPools(project)
+          .find((x) => x.region === region && x.name === parent);
+        const r = w ? workerPoolRevisions(w).find((x) => x.name === revision) : undefined;
+        if (!r) throw new NotFoundError(`revision ${revision} of worker pool ${parent} not found`);
+        return { maxInstances: null, gpu: gpuOf(r.gpu) };
+      }
+      const s = model.getService({ project, region, name: parent });
+      const r = s ? serviceRevisions(s).find((x) => x.name === revision) : undefined;
+      if (!r) throw new NotFoundError(`revision ${revision} of service ${parent} not found`);
+      return { maxInstances: r.maxInstances > 0 ? r.maxInstances : null, gpu: gpuOf(r.gpu) };
     },
     async listRunningExecutions(project, region): Promise<ObservedJobExecution[]> {
       return model

@@ -91,6 +91,11 @@ describe('chaos: randomized governor runs under faults', () => {
       'other-actor-deploy',
       'other-actor-redeploy',
       'other-actor-manual',
+      'other-actor-revision-max',
+      'other-actor-no-traffic',
+      'other-actor-canary',
+      'other-actor-split',
+      'other-actor-pool-split',
     ])
       expect(report.faults[kind] ?? 0, kind).toBeGreaterThan(0);
     // No run left the lease held when it could give it back; the runs without faults or another

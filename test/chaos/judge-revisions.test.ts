@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { runChaosFleet } from '../../src/chaos/chaos.js';
 import { validateFleet, type FleetInput } from '../../src/emulator/fleet.js';
 import { InvariantMonitor } from '../../src/emulator/invariants.js';
 import { FleetModel } from '../../src/emulator/model.js';
@@ -81,5 +82,16 @@ describe('the invariant monitor counts revisions as Google does', () => {
     const m = model({ scalingMode: 'MANUAL', manualInstanceCount: 3, minInstances: 3 });
     m.deployNoTraffic(SVC, { maxInstances: 12, tag: 'canary' });
     expect(used(m)).toBe(3 + 1 + 1);
+  });
+
+  it('fleet seed 2121551806: a tagged canary of a service another writer then switched to manual scaling', async () => {
+    // The other writer deploys a canary with its own max 12 on svc-z3, then switches svc-z3 to
+    // manual scaling at 8 instances: the canary then runs one instance, not 12. Judged at its own
+    // max, the governor's raise of svc-z0 2 → 4 read as taking a pool holding 28 GPUs on a quota
+    // of 19 over it; it held 17.
+    const report = await runChaosFleet(2121551806, 5);
+    expect(report.faults['other-actor-canary']).toBe(1);
+    expect(report.faults['other-actor-manual']).toBe(1);
+    expect(report.violations).toEqual([]);
   });
 });
