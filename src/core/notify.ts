@@ -275,6 +275,39 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   return { publish: withUniqueIds(publish, runId), next };
 }
 
+/**
+ * The state that counts as sent only the messages of `output.publish` whose ids are in `kept`
+ * (events aside): a firing kept is notified, a resolve kept is gone; a message not kept leaves its
+ * condition as it was in `previous` (a condition new in this run stays unknown, and fires again
+ * at the next run that decides it). A fall's new episode not kept after its old one's resolve was:
+ * the old episode is over, the new one fires as new. Saved while the outbox's bound dropped some
+ * of a run's messages to make room for the rest (their only copy is the publish to come), so that
+ * a run that dies before the publish leaves them to be decided again rather than counted as sent.
+ */
+export function keptState(
+  previous: ConditionState,
+  output: NotifyOutput,
+  kept: ReadonlySet<string>,
+): ConditionState {
+  const next: ConditionState = { ...output.next };
+  for (const m of output.publish) {
+    if (m.status === 'event' || kept.has(m.id)) continue;
+    if (
+      m.status === 'firing' &&
+      output.publish.some(
+        (r) => r.status === 'resolved' && r.dedupKey === m.dedupKey && kept.has(r.id),
+      )
+    ) {
+      delete next[m.dedupKey];
+      continue;
+    }
+    const before = previous[m.dedupKey];
+    if (before === undefined) delete next[m.dedupKey];
+    else next[m.dedupKey] = before;
+  }
+  return next;
+}
+
 /** What a firing message adds to its condition's details (firingMessage): not the condition's. */
 const FIRING_EXTRAS = ['firingSince', 'renotify', 'escalatedFrom', 'fellFrom'];
 

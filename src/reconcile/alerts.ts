@@ -5,6 +5,7 @@ import { durationMs } from '../core/duration.js';
 import {
   decideNotifications,
   DEMAND_RESOLVE_AFTER_MS,
+  keptState,
   rebaseConditions,
   withStoredMessages,
 } from '../core/notify.js';
@@ -320,10 +321,27 @@ async function alertProject(
     );
   }
   const sentIfAllOut = box.entries.every((e) => e.state === 'ready') ? droppedHere : 0;
+  // More than the bound holds (a first run firing thousands): it may have dropped some of this
+  // run's own messages, whose only copy is now the publish below. The state saved before it counts
+  // only those the outbox kept (core/notify.ts keptState); the rest are counted once Pub/Sub took
+  // them, so that a run dying in between leaves them to be decided again, not lost as sent.
+  const kept =
+    droppedHere > 0
+      ? new Set(
+          (
+            await beforeDeadline(
+              () => deps.store.listOutbox(project),
+              grace,
+              `reading the outbox of ${project} again`,
+            )
+          ).entries.map((e) => e.alert.id),
+        )
+      : null;
+  const counted = kept === null ? notifications.next : keptState(stored, notifications, kept);
   // Saved before the publish: what it counts as sent is in the outbox until Pub/Sub takes it. The
   // base is the state as read, so that a save over another writer's keeps what the stored
   // messages added (core/notify.ts rebaseConditions).
-  await saveRebased(run, project, previous, notifications.next, version);
+  const saved = await saveRebased(run, project, previous, counted, version);
   // Some messages may go out when others fail (another pool's, on its own ordering key): those
   // leave the outbox; what did not go out stays there, and the next run sends it again.
   await publish(run, project, outgoing, mine, (acknowledged) =>
@@ -334,6 +352,14 @@ async function alertProject(
       announced: notifications.publish,
     }),
   );
+  if (counted !== notifications.next)
+    await saveRebased(
+      run,
+      project,
+      saved.state,
+      rebaseConditions(counted, notifications.next, saved.state),
+      saved.version,
+    );
   // Once every message is acknowledged. The dropped count is cleared only when this run announced
   // it: while governor.degraded (reason outbox) is already firing and not due again, drops since
   // are kept for the message that is. What the bound dropped for this run's conditions went out.
@@ -399,6 +425,7 @@ const SAVE_ATTEMPTS = 3;
  * lease's holder), the state is read
  * again and this run's decisions are laid over it (core/notify.ts rebaseConditions), rather than
  * failing a run whose alerts are already stored to go out: its next run would decide them again.
+ * Returns the state saved and its version.
  */
 export async function saveRebased(
   run: Run,
@@ -406,8 +433,8 @@ export async function saveRebased(
   base: ConditionState,
   mine: ConditionState,
   version: string | null,
-): Promise<void> {
-  await saveConditionsRebased(
+): Promise<{ state: ConditionState; version: string }> {
+  return saveConditionsRebased(
     { store: run.deps.store, log: run.deps.log, bound: alertGrace(run) },
     project,
     base,
@@ -430,17 +457,17 @@ export async function saveConditionsRebased(
   base: ConditionState,
   mine: ConditionState,
   version: string | null,
-): Promise<void> {
+): Promise<{ state: ConditionState; version: string }> {
   let state = mine;
   let expected = version;
   for (let attempt = 1; ; attempt += 1) {
     try {
-      await beforeDeadline(
+      const saved = await beforeDeadline(
         () => deps.store.saveConditions(project, state, expected),
         deps.bound,
         `saving the alert state of ${project}`,
       );
-      return;
+      return { state, version: saved };
     } catch (e) {
       if (!(e instanceof ConflictError) || attempt >= SAVE_ATTEMPTS) throw e;
       const fresh = await beforeDeadline(

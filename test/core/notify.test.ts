@@ -6,6 +6,7 @@ import { makeAlert } from '../../src/core/conditions.js';
 import {
   ConditionState,
   withStoredMessages,
+  keptState,
   claimConditions,
   decideNotifications,
   handOverConditions,
@@ -80,6 +81,40 @@ function run(
     ...extra,
   });
 }
+
+describe('keptState', () => {
+  it('counts what the outbox kept and leaves the rest as before, so each fires and resolves once', () => {
+    const first = run({}, [pressure(east), pressure(central)], 0);
+    // Run 2: east's pressure ends, central's holds, a starved service in each pool is new; only
+    // central's messages were kept.
+    const second = run(
+      first.next,
+      [pressure(central), starved(east, 'a'), starved(central, 'b')],
+      2 * HOUR,
+    );
+    const sent = new Set(
+      second.publish.filter((m) => m.region === central.region).map((m) => m.id),
+    );
+    const saved = keptState(first.next, second, sent);
+    const third = run(
+      saved,
+      [pressure(central), starved(east, 'a'), starved(central, 'b')],
+      2 * HOUR + 60_000,
+    );
+    // What was not kept is decided again, once; what was kept is not.
+    expect(third.publish.map((m) => [m.type, m.region, m.status])).toEqual([
+      ['pool.pressure', east.region, 'resolved'],
+      ['service.starved', east.region, 'firing'],
+    ]);
+    // The re-notification kept is recorded as sent.
+    const centralPressure = second.publish.find(
+      (m) => m.type === 'pool.pressure' && m.region === central.region,
+    );
+    expect(saved[centralPressure?.dedupKey ?? '']?.lastNotifiedAt).toBe(at(2 * HOUR));
+    // Nothing kept: the state before, but for the conditions no message was about.
+    expect(keptState(first.next, second, new Set())).toEqual(first.next);
+  });
+});
 
 describe('withStoredMessages', () => {
   it('a run that died after storing its messages: the next counts them as sent, and decides none again', () => {
