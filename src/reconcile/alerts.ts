@@ -1,4 +1,4 @@
-import { MAX_ATTRIBUTE_VALUE_BYTES, type Alert } from '../core/alert.js';
+import { alertBytes, MAX_ATTRIBUTE_VALUE_BYTES, type Alert } from '../core/alert.js';
 import { unjudgedMisconfigured } from '../core/audit.js';
 import { conditionsAsLeft } from '../core/conditions.js';
 import { durationMs } from '../core/duration.js';
@@ -33,7 +33,9 @@ import {
 } from '../core/run-alerts.js';
 import { ConflictError, cutText, errorMessage, faultText, GovernorError } from '../core/errors.js';
 import {
+  DEFAULT_OUTBOX_LIMIT,
   fromTheFuture,
+  MAX_OUTBOX_BYTES,
   PartialPublishError,
   type ConditionState,
   type StateStore,
@@ -308,12 +310,23 @@ async function alertProject(
   // sent again later are the same message.
   const decidedConditions = notifications.publish.map((a) => entry(run, a, 'ready'));
   const outgoing = conditionsFirst([...ready, ...decidedConditions.map((e) => e.alert)]);
-  // What the outbox's bound dropped to make room for them: its oldest entries, all of them among
-  // `outgoing` when it holds nothing else (no entry pending an outcome). Counted as dropped, for
-  // the next announcement, unless every message of `outgoing` goes out: then none of them was lost.
+  // Stored as far as they leave the outbox room for events (roomFor): more would have its bound
+  // drop its oldest entries, events among them, which are kept until published. The rest go out
+  // from here alone, and the state counts them as sent once Pub/Sub took them.
+  const storing = decidedConditions.slice(
+    0,
+    roomFor(
+      box.entries.map((e) => alertBytes(e.alert)),
+      decidedConditions.map((e) => alertBytes(e.alert)),
+    ),
+  );
+  // What the outbox's bound dropped all the same (a store holding fewer entries): its oldest
+  // entries, all of them among `outgoing` when it holds nothing else (no entry pending an outcome).
+  // Counted as dropped, for the next announcement, unless every message of `outgoing` goes out:
+  // then none of them was lost.
   let droppedHere = 0;
-  for (let i = 0; i < decidedConditions.length; i += CONDITIONS_PER_PUT) {
-    const some = decidedConditions.slice(i, i + CONDITIONS_PER_PUT);
+  for (let i = 0; i < storing.length; i += CONDITIONS_PER_PUT) {
+    const some = storing.slice(i, i + CONDITIONS_PER_PUT);
     droppedHere += await beforeDeadline(
       () => deps.store.putOutbox(project, some),
       grace,
@@ -321,10 +334,10 @@ async function alertProject(
     );
   }
   const sentIfAllOut = box.entries.every((e) => e.state === 'ready') ? droppedHere : 0;
-  // More than the bound holds (a first run firing thousands): it may have dropped some of this
-  // run's own messages, whose only copy is now the publish below. The state saved before it counts
-  // only those the outbox kept (core/notify.ts keptState); the rest are counted once Pub/Sub took
-  // them, so that a run dying in between leaves them to be decided again, not lost as sent.
+  // Some of this run's messages not stored, or dropped by the bound: their only copy is the
+  // publish below. The state saved before it counts only those the outbox kept (core/notify.ts
+  // keptState); the rest are counted once Pub/Sub took them, so that a run dying in between
+  // leaves them to be decided again, not lost as sent.
   const kept =
     droppedHere > 0
       ? new Set(
@@ -336,7 +349,9 @@ async function alertProject(
             )
           ).entries.map((e) => e.alert.id),
         )
-      : null;
+      : storing.length < decidedConditions.length
+        ? new Set(storing.map((e) => e.alert.id))
+        : null;
   const counted = kept === null ? notifications.next : keptState(stored, notifications, kept);
   // Saved before the publish: what it counts as sent is in the outbox until Pub/Sub takes it. The
   // base is the state as read, so that a save over another writer's keeps what the stored
@@ -382,6 +397,26 @@ async function alertProject(
  * was stored and decide the rest again (none of it was sent).
  */
 const CONDITIONS_PER_PUT = 200;
+
+/**
+ * How many of `adding` (a run's condition messages, each one's alert JSON in bytes) to store after
+ * `held` (the outbox's entries): as long as the outbox stays within half its bound at the default
+ * (DEFAULT_OUTBOX_LIMIT entries, MAX_OUTBOX_BYTES together: ports/state.ts outboxOverflow). The
+ * other half is for events, which are kept until published: a run firing thousands of conditions
+ * while Pub/Sub is down would otherwise fill the outbox, and the next events stored (its own, or
+ * the next run's, before its publish) would drop the oldest events to make room. A condition
+ * message not stored is no loss: the state counts it as sent only once Pub/Sub took it.
+ */
+function roomFor(held: readonly number[], adding: readonly number[]): number {
+  let fit = 0;
+  let bytes = held.reduce((sum, b) => sum + b, 0);
+  for (const b of adding) {
+    bytes += b;
+    if (held.length + fit + 1 > DEFAULT_OUTBOX_LIMIT / 2 || bytes > MAX_OUTBOX_BYTES / 2) break;
+    fit += 1;
+  }
+  return fit;
+}
 
 /**
  * The messages in the order they go out: each run's, in the order its first message comes, and of
