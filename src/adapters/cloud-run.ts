@@ -240,7 +240,11 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
           `getting revision ${name}: Cloud Run answered with "${cut(found.name ?? '')}", another resource; nothing of it is used`,
         );
       }
-      return { maxInstances: setOrNull(found.scaling?.maxInstanceCount), gpu: gpuOf(found) };
+      return {
+        maxInstances: setOrNull(found.scaling?.maxInstanceCount),
+        minInstances: setOrNull(found.scaling?.minInstanceCount),
+        gpu: gpuOf(found),
+      };
     },
 
     async listWorkerPools(project, region) {

@@ -1,5 +1,10 @@
 import { gpuPool, MAX_QUOTA_GPUS, poolKey, unsetMaxFor, type PoolId } from './pool.js';
-import type { GpuSpec, ObservedService, ServingRevision } from './service.js';
+import {
+  manualInstances,
+  type GpuSpec,
+  type ObservedService,
+  type ServingRevision,
+} from './service.js';
 
 /**
  * A worker pool as counted here: its template's GPU, its `manual_instance_count` ("the total
@@ -57,12 +62,25 @@ export interface RevisionHolding extends PoolId {
  * than the service-level max when that is set, which bounds "the total instance count for the
  * service in all revisions with specified traffic" (ServiceScaling.max_instance_count,
  * google/cloud/run/v2/vendor_settings.proto). Only revisions read (`gpu` present) count.
+ *
+ * A manually scaled service's revisions do not go by their max. Google, "Traffic splits for manual
+ * scaling" (https://cloud.google.com/run/docs/configuring/services/manual-scaling): "If a revision
+ * is active only because of a traffic tag: if revision-level minimum instances is set, the
+ * specified number of instances are started but don't count towards the service's total manual
+ * instance count, and the revision won't autoscale; if revision-level minimum instances is not
+ * set, the revision scales up to 1 instance in response to traffic sent to the tag URL." So one
+ * only tagged counts at its own min, or 1 without one. The revisions of its traffic split share
+ * the manual count, "allocated instances proportionally"; how that rounds Google does not say, so
+ * one of another pool than the template's counts there at the whole manual count
+ * ({@link manualInstances}), as a worker pool's ({@link countedPoolRevisions}).
  */
 export function countedRevisions(
   s: ObservedService,
   quotaOf: (pool: PoolId) => number | null,
 ): RevisionHolding[] {
   return revisionsElsewhere(s, `service/${s.name}`, (r, pool, gpu) => {
+    if (s.scalingMode === 'MANUAL')
+      return r.inSplit ? manualInstances(s) : Math.max(r.minInstances ?? 0, 1);
     const itsMax =
       r.maxInstances !== undefined && r.maxInstances !== null && r.maxInstances > 0
         ? r.maxInstances

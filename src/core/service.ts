@@ -55,6 +55,11 @@ export interface ServingRevision {
   /** Its own `scaling.max_instance_count`: null when unset; absent until read. */
   maxInstances?: number | null;
   /**
+   * Its own `scaling.min_instance_count`: null when unset; absent until read. What a revision only
+   * tagged of a manually scaled service runs (`countedRevisions` in core/revision-pools.ts).
+   */
+  minInstances?: number | null;
+  /**
    * Its own GPU (null: none), which may not be the template's: a redeploy that changed the GPU
    * type or zonal redundancy, or removed the GPU, leaves the older revision serving with its own
    * until the new one takes the traffic (`countedRevisions` in core/revision-pools.ts). Absent
@@ -69,10 +74,12 @@ export interface ServingRevision {
  */
 export type RevisionKind = 'services' | 'workerPools';
 
-/** What `Revisions.GetRevision` tells of one revision: its own max and its own GPU. */
+/** What `Revisions.GetRevision` tells of one revision: its own max and min, and its own GPU. */
 export interface RevisionRead {
   /** Its own `scaling.max_instance_count`; null when unset. */
   maxInstances: number | null;
+  /** Its own `scaling.min_instance_count`; null when unset. */
+  minInstances: number | null;
   /** Its node selector's accelerator, its containers' GPU limit and zonal redundancy; null: none. */
   gpu: GpuSpec | null;
 }
@@ -188,17 +195,20 @@ export function manualInstances(
 
 /**
  * Whether a service's serving revisions must be read (`Revisions.GetRevision`,
- * `run.revisions.get`): a service, not manually scaled, that names revisions apart from its
- * template: its latest revision does not serve and its serving revisions are named, or a revision
- * only tagged is started beside it. Without a service-level max the cap of one whose latest
- * revision does not serve is made of their own max; and whatever its max, each of them may hold
- * GPUs of another pool than the template's (or hold GPUs while the template has none): a revision
- * keeps its own node selector, GPU limit and zonal redundancy (google/cloud/run/v2/revision.proto),
- * and one only tagged holds its own max of GPUs outside the service-level max. Observation reads
- * them for it, and `governor check` probes the permission only where one is.
+ * `run.revisions.get`): a service that names revisions apart from its template: its latest
+ * revision does not serve and its serving revisions are named, or a revision only tagged is
+ * started beside it. Without a service-level max the cap of one automatically scaled whose latest
+ * revision does not serve is made of their own max; and whatever its max or scaling mode, each of
+ * them may hold GPUs of another pool than the template's (or hold GPUs while the template has
+ * none): a revision keeps its own node selector, GPU limit and zonal redundancy
+ * (google/cloud/run/v2/revision.proto), and one only tagged holds GPUs outside the service-level
+ * max, or outside a manually scaled service's manual count
+ * (https://cloud.google.com/run/docs/configuring/services/manual-scaling, `countedRevisions` in
+ * core/revision-pools.ts). Observation reads them for it, and `governor check` probes the
+ * permission only where one is.
  */
 export function needsServingRevisions(s: ObservedService): boolean {
-  return s.scalingMode !== 'MANUAL' && (s.servingRevisions ?? []).length > 0;
+  return (s.servingRevisions ?? []).length > 0;
 }
 
 /**

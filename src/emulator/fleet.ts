@@ -273,6 +273,11 @@ export const FleetService = z
         maxInstances: Count.max(1000)
           .optional()
           .describe("The new revision's template max (absent: unset)."),
+        minInstances: Count.max(1000)
+          .default(0)
+          .describe(
+            "The new revision's template min (0: unset). Of a manually scaled service, a revision only tagged runs this many instances, or one without it (https://cloud.google.com/run/docs/configuring/services/manual-scaling).",
+          ),
         tag: z
           .string()
           .regex(/^[a-z][a-z0-9-]{0,45}$/, 'a tag: lower-case letters, digits and hyphens')

@@ -521,7 +521,7 @@ function initialRevisions(
     revisions.push({
       index: 2,
       maxInstances: next.maxInstances ?? 0,
-      minInstances: 0,
+      minInstances: next.minInstances,
       failed: next.failed,
       madeAt,
       ...(gpu ? { gpu } : {}),

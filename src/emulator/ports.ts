@@ -189,12 +189,16 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
           .find((x) => x.region === region && x.name === parent);
         const r = w ? workerPoolRevisions(w).find((x) => x.name === revision) : undefined;
         if (!r) throw new NotFoundError(`revision ${revision} of worker pool ${parent} not found`);
-        return { maxInstances: null, gpu: gpuOf(r.gpu) };
+        return { maxInstances: null, minInstances: null, gpu: gpuOf(r.gpu) };
       }
       const s = model.getService({ project, region, name: parent });
       const r = s ? serviceRevisions(s).find((x) => x.name === revision) : undefined;
       if (!r) throw new NotFoundError(`revision ${revision} of service ${parent} not found`);
-      return { maxInstances: r.maxInstances > 0 ? r.maxInstances : null, gpu: gpuOf(r.gpu) };
+      return {
+        maxInstances: r.maxInstances > 0 ? r.maxInstances : null,
+        minInstances: r.minInstances > 0 ? r.minInstances : null,
+        gpu: gpuOf(r.gpu),
+      };
     },
     async listRunningExecutions(project, region): Promise<ObservedJobExecution[]> {
       return model

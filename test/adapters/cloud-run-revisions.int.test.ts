@@ -192,6 +192,7 @@ describe('GetRevision through the adapter', () => {
     const name = pinned?.servingRevisions?.[0]?.name ?? '';
     expect(await adapter.getRevisionMax(PROJECT, REGION, 'pinned', name)).toEqual({
       maxInstances: 3,
+      minInstances: null,
       gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
     });
     expect(calls()).toEqual(['ListServices OK', 'GetRevision OK']);

@@ -1110,7 +1110,11 @@ describe('observe', () => {
     });
     const p = ports({ services: [split], series: [], quota: () => 8 });
     p.run.getRevisionMax = (_p, _r, _s, revision) =>
-      Promise.resolve({ maxInstances: revision === 'split-00001' ? 2 : null, gpu });
+      Promise.resolve({
+        maxInstances: revision === 'split-00001' ? 2 : null,
+        minInstances: null,
+        gpu,
+      });
     const o = await observe(policy({ regions: ['us-east1'] }), p, NOW);
     const [row] = o.snapshot.services;
     expect(row?.maxInstances).toBe(6);

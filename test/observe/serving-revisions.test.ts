@@ -53,6 +53,7 @@ function port(): { run: CloudRunPort; calls: () => number; mostInFlight: () => n
         inFlight -= 1;
         return {
           maxInstances: 3,
+          minInstances: null,
           gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
         };
       },
@@ -111,14 +112,16 @@ describe('withServingRevisions', () => {
     expect(problems[0]?.error).toMatch(/^1 service\(s\) from a-299 on: not read/);
   });
 
-  it('makes no call for services whose template serves, nor for a manually scaled one', async () => {
-    // A manually scaled service runs its fixed count whatever its revisions' max: nothing to read.
+  it('makes no call for services whose template serves, and reads a manually scaled one whose does not', async () => {
+    // A manually scaled service runs its fixed count whatever its revisions' max, but a revision
+    // of its split may hold GPUs of another pool, and one only tagged holds its own min
+    // (countedRevisions): read as any other.
     const { run, calls } = port();
     const manual = { ...pinned('manual'), scalingMode: 'MANUAL' as const, manualInstanceCount: 1 };
     const read = await withServingRevisions(run, [observedService('plain'), manual], []);
-    expect(calls()).toBe(0);
+    expect(calls()).toBe(1);
     expect(read[0]?.revisionsUnread).toBeUndefined();
-    expect(read[1]).toEqual(manual);
+    expect(read[1]?.servingRevisions?.[0]).toMatchObject({ maxInstances: 3, inSplit: true });
   });
 });
 
@@ -137,6 +140,7 @@ describe('withServingRevisions: GPUs an instance', () => {
       getRevisionMax: (_p, _r, _s, revision) =>
         Promise.resolve({
           maxInstances: 3,
+          minInstances: null,
           gpu: { ...L4, count: revision.endsWith('-wide') ? 2 : 1 },
         }),
     };
@@ -177,6 +181,7 @@ function namedPort(maxOf: Record<string, number> = {}, failing: Set<string> = ne
       if (failing.has(name)) throw new Error(`injected: ${name} refused`);
       return {
         maxInstances: maxOf[name] ?? 3,
+        minInstances: null,
         gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
       };
     },

@@ -35,6 +35,7 @@ function ports(services: ObservedService[], revisionError?: string): ObservePort
         revisionError === undefined
           ? Promise.resolve({
               maxInstances: 1,
+              minInstances: null,
               gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
             })
           : Promise.reject(new Error(revisionError)),

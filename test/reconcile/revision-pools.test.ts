@@ -69,13 +69,45 @@ describe('serving revisions of another pool', () => {
         unread(pinned('moved', NO_ZONAL, { maxInstances: 3, gpu: L4 }, { serviceMaxInstances: 4 })),
       ),
     ).toBe(true);
-    // A manually scaled service is counted at its manual count, and a served template not read.
+    // A manually scaled one too: a revision of its split may be of another pool.
     expect(
       needsServingRevisions(
         unread(pinned('manual', L4, { maxInstances: 3, gpu: L4 }, { scalingMode: 'MANUAL' })),
       ),
-    ).toBe(false);
+    ).toBe(true);
     expect(needsServingRevisions(observedService('plain'))).toBe(false);
+  });
+
+  it("of a manually scaled service count at its whole manual count, not at the revision's max", () => {
+    // "each revision is allocated instances proportionally" of the manual count
+    // (https://cloud.google.com/run/docs/configuring/services/manual-scaling); how it rounds
+    // Google does not say: the older revision may hold all of it in its pool.
+    const manual = pinned(
+      'manual',
+      NO_ZONAL,
+      { maxInstances: 1, gpu: { ...L4, count: 2 } },
+      { scalingMode: 'MANUAL', manualInstanceCount: 3 },
+    );
+    expect(countedRevisions(manual, () => 8).map((h) => h.gpus)).toEqual([6]);
+    expect(otherUsageOf(pool(true), [manual], [], [])).toBe(6);
+    // Its template's pool counts the manual count as before.
+    expect(otherUsageOf(pool(false), [manual], [], [])).toBe(3);
+  });
+
+  it('of a manually scaled service, only tagged, count at their own min, or one instance', () => {
+    const tagged = (minInstances: number | null): ObservedService =>
+      observedService('manual', {
+        gpu: L4,
+        scalingMode: 'MANUAL',
+        manualInstanceCount: 2,
+        servingRevisions: [
+          { name: 'manual-00001-abc', inSplit: false, maxInstances: 5, minInstances, gpu: L4 },
+        ],
+      });
+    expect(countedRevisions(tagged(3), () => 8).map((h) => h.gpus)).toEqual([3]);
+    expect(countedRevisions(tagged(null), () => 8).map((h) => h.gpus)).toEqual([1]);
+    // Beside the manual count, in the same pool.
+    expect(otherUsageOf(pool(true), [tagged(3)], [], [])).toBe(5);
   });
 
   it("count in the older revision's pool on the write path's fresh read, at its own max", () => {
