@@ -53,7 +53,7 @@ function revisionKey(s: Parent, revision: string, kind: RevisionKind): string {
 }
 
 /**
- * The own max and own GPU of each revision that can hold instances of a service whose template
+ * The own max, min and GPU of each revision that can hold instances of a service whose template
  * does not serve (traffic pinned on another revision, a split, a rollout in progress or a failed
  * latest revision), and of each revision only tagged beside a template that serves, as
  * `needsServingRevisions` says: without a service-level max the cap of the former is made of their

@@ -68,10 +68,10 @@ export interface CloudRunPort {
   /** Every job execution of one region that has not completed (all pages). */
   listRunningExecutions(project: string, region: string): Promise<ObservedJobExecution[]>;
   /**
-   * One revision's own `scaling.max_instance_count` (null when unset) and its own GPU:
-   * `Revisions.GetRevision`, `run.revisions.get`, of service `service`, or with `kind`
-   * `workerPools` of that worker pool. Read only for a service or worker pool whose template does
-   * not serve. Absent where revisions cannot be read: such a service is counted coarsely.
+   * One revision's own `scaling.max_instance_count` and `scaling.min_instance_count` (null when
+   * unset) and its own GPU: `Revisions.GetRevision`, `run.revisions.get`, of service `service`, or
+   * with `kind` `workerPools` of that worker pool. Read only for a service or worker pool whose
+   * template does not serve, or a service with a revision only tagged. Absent where revisions cannot be read: such a service is counted coarsely.
    */
   getRevisionMax?(
     project: string,
