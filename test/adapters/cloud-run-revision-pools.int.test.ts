@@ -100,6 +100,7 @@ describe('a serving revision of another pool than its template', () => {
     const [serving] = moved?.servingRevisions ?? [];
     expect(await adapter.getRevisionMax(PROJECT, REGION, 'moved', serving?.name ?? '')).toEqual({
       maxInstances: 3,
+      minInstances: null,
       gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
     });
     const dropped = listed.get('dropped');

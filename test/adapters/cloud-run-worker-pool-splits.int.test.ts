@@ -105,6 +105,7 @@ describe('a worker pool split between revisions of different pools', () => {
       await adapter.getRevisionMax(PROJECT, REGION, 'encoder', older?.name ?? '', 'workerPools'),
     ).toEqual({
       maxInstances: null,
+      minInstances: null,
       gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
     });
   });
