@@ -3,7 +3,10 @@
  * the sink stop answering at one step) has the next run send them again under the same `id` and
  * `dedupKey`, so a subscriber drops the second copy by `id`. Real clients: the governor's emulator
  * for Cloud Run, Google's Pub/Sub emulator (a subscription with ordering) and Google's Firestore
- * emulator for the state store.
+ * emulator for the state store. And a run whose conditions do not all fit in the outbox (its bound
+ * drops the oldest entries to make room) and that dies after saving its condition state, before
+ * the publish: the next run still sends every condition's firing, before its resolve; the state
+ * counts as sent only what the outbox kept until Pub/Sub takes the rest.
  */
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -50,7 +53,15 @@ type CrashPoint =
   | 'just before the condition state is saved'
   | 'just after the condition state is saved';
 
-async function crashThenRunAgain(crash: CrashPoint): Promise<void> {
+/**
+ * Runs the fleet once, killing the run at `crash`, then again; `received` is every message the
+ * subscription got. `outboxLimit`: the store's bound on outbox entries.
+ */
+async function crashThenRunAgain(
+  crash: CrashPoint,
+  check: (received: readonly Alert[], store: StateStore) => Promise<void>,
+  outboxLimit?: number,
+): Promise<void> {
   const tag = Math.random().toString(16).slice(2, 10);
   const topicName = `projects/${PROJECT}/topics/alerts-${tag}`;
   const [topic] = await admin.createTopic(`alerts-${tag}`);
@@ -95,6 +106,7 @@ async function crashThenRunAgain(crash: CrashPoint): Promise<void> {
     projectId: 'cid-state',
     collection: `cid-${tag}`,
     timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+    ...(outboxLimit === undefined ? {} : { outboxLimit }),
   });
   const policy = parsePolicy({
     version: 1,
@@ -150,35 +162,39 @@ async function crashThenRunAgain(crash: CrashPoint): Promise<void> {
       deadlineMs: 60_000,
     });
     expect(second.outcome).toBe('ok');
-    await waitUntil(
-      'the over-budget condition to resolve',
-      () => received.some((a) => a.type === 'pool.over-budget' && a.status === 'resolved'),
-      Boolean,
-      { timeoutMs: 30_000 },
-    );
-    await new Promise((r) => setTimeout(r, QUIET_MS));
-    // Each condition's firing went out under one id, whichever run sent it and how many times.
-    const firing = received.filter((a) => a.status === 'firing');
-    const idsOf = new Map<string, Set<string>>();
-    for (const a of firing) idsOf.set(a.dedupKey, (idsOf.get(a.dedupKey) ?? new Set()).add(a.id));
-    expect(
-      [...idsOf].filter(([, ids]) => ids.size > 1).map(([key, ids]) => [key, [...ids]]),
-    ).toEqual([]);
-    const overBudget = received.filter((a) => a.type === 'pool.over-budget');
-    expect(new Set(overBudget.filter((a) => a.status === 'firing').map((a) => a.id))).toEqual(
-      new Set([`run-1:${overBudget[0]?.dedupKey}:firing`]),
-    );
-    expect(overBudget.filter((a) => a.status === 'resolved')).toHaveLength(1);
-    expect(firing.map((a) => a.dedupKey)).toContain(
-      `service.starved:${PROJECT}/${REGION}/nvidia-l4/zonal:a`,
-    );
-    // Nothing is left for a third run to send.
-    expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+    await check(received, store);
   } finally {
     await subscription.close();
     await Promise.all([ports.close(), sink.close(), store.close()]);
     await emulator.stop();
   }
+}
+
+/** Every condition's firing under one id, whichever run sent it and how many times. */
+async function sentOnceUnderOneId(received: readonly Alert[], store: StateStore): Promise<void> {
+  await waitUntil(
+    'the over-budget condition to resolve',
+    () => received.some((a) => a.type === 'pool.over-budget' && a.status === 'resolved'),
+    Boolean,
+    { timeoutMs: 30_000 },
+  );
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+  const firing = received.filter((a) => a.status === 'firing');
+  const idsOf = new Map<string, Set<string>>();
+  for (const a of firing) idsOf.set(a.dedupKey, (idsOf.get(a.dedupKey) ?? new Set()).add(a.id));
+  expect([...idsOf].filter(([, ids]) => ids.size > 1).map(([key, ids]) => [key, [...ids]])).toEqual(
+    [],
+  );
+  const overBudget = received.filter((a) => a.type === 'pool.over-budget');
+  expect(new Set(overBudget.filter((a) => a.status === 'firing').map((a) => a.id))).toEqual(
+    new Set([`run-1:${overBudget[0]?.dedupKey}:firing`]),
+  );
+  expect(overBudget.filter((a) => a.status === 'resolved')).toHaveLength(1);
+  expect(firing.map((a) => a.dedupKey)).toContain(
+    `service.starved:${PROJECT}/${REGION}/nvidia-l4/zonal:a`,
+  );
+  // Nothing is left for a third run to send.
+  expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
 }
 
 describe('a condition sent again after a crash keeps its id', () => {
@@ -187,6 +203,33 @@ describe('a condition sent again after a crash keeps its id', () => {
     'just before the condition state is saved',
     'just after the condition state is saved',
   ] as const) {
-    it(`the first run dies ${crash}`, () => crashThenRunAgain(crash), 90_000);
+    it(`the first run dies ${crash}`, () => crashThenRunAgain(crash, sentOnceUnderOneId), 90_000);
   }
+});
+
+/** Both services still starved, each told firing once; the lowered pool never resolved unfired. */
+async function everyConditionSent(received: readonly Alert[]): Promise<void> {
+  const starvedFiring = () =>
+    received.filter((a) => a.type === 'service.starved' && a.status === 'firing');
+  await waitUntil(
+    'both services starved to be told',
+    () => new Set(starvedFiring().map((a) => a.service)).size === 2,
+    Boolean,
+    { timeoutMs: 30_000 },
+  );
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+  // Still starved: each told firing once (the second run's, or the first's sent again).
+  expect(starvedFiring()).toHaveLength(2);
+  // Lowered by the first run: never told resolved unless told firing first.
+  const overBudget = received.filter((a) => a.type === 'pool.over-budget').map((a) => a.status);
+  expect([[], ['firing', 'resolved']]).toContainEqual(overBudget);
+}
+
+describe('conditions beyond the outbox bound', () => {
+  it(
+    'are each sent by the next run when the run dies after saving its state',
+    // One entry: fewer than the first run's three conditions (and its events).
+    () => crashThenRunAgain('just after the condition state is saved', everyConditionSent, 1),
+    90_000,
+  );
 });
