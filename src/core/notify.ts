@@ -309,7 +309,20 @@ export function keptState(
 }
 
 /** What a firing message adds to its condition's details (firingMessage): not the condition's. */
-const FIRING_EXTRAS = ['firingSince', 'renotify', 'escalatedFrom', 'fellFrom'];
+interface FiringExtras {
+  firingSince: string;
+  renotify?: true;
+  escalatedFrom?: Severity;
+  fellFrom?: Severity;
+}
+
+/** The keys of {@link FiringExtras}, every one (the type refuses a key missing here). */
+const FIRING_EXTRAS: readonly string[] = Object.keys({
+  firingSince: true,
+  renotify: true,
+  escalatedFrom: true,
+  fellFrom: true,
+} satisfies Record<keyof FiringExtras, true>);
 
 /**
  * The condition state with the condition messages an earlier run stored in the outbox counted as
@@ -366,12 +379,7 @@ export function withStoredMessages(
   return next;
 }
 
-function firingMessage(
-  alert: Alert,
-  extra: { firingSince: string; renotify?: true; escalatedFrom?: Severity; fellFrom?: Severity },
-  now: string,
-  runId: string,
-): Alert {
+function firingMessage(alert: Alert, extra: FiringExtras, now: string, runId: string): Alert {
   return { ...alert, details: { ...alert.details, ...extra }, runId, time: now };
 }
 
