@@ -127,26 +127,7 @@ export async function withRevisionsRead(
       };
     } catch (error) {
       const why = errorMessage(error);
-      const tagged = kind === 'services' ? taggedOf(revisions) : [];
-      problems.push({
-        project: s.project,
-        region: s.region,
-        pool: null,
-        // A worker pool unread is a region's worker pools not read: its pools' budgets unknown.
-        // So is a revision only tagged: which pool it holds GPUs of, and how many, is unknown.
-        subject:
-          kind !== 'services'
-            ? 'worker-pools'
-            : tagged.length > 0
-              ? 'tagged-revisions'
-              : 'revisions',
-        error:
-          kind !== 'services'
-            ? poolUnread(s.name, why)
-            : tagged.length > 0
-              ? taggedUnread(s.name, tagged, why)
-              : `${s.name}: ${why}`,
-      });
+      problems.push(unreadProblem(s, kind, why));
       return { unread: why };
     }
   };
@@ -158,13 +139,7 @@ export async function withRevisionsRead(
       // Past the budget a GPU service with a revision only tagged holds its region as a refused
       // read does (`taggedUnknown`), said on its own.
       if (found.unread === OVER_BUDGET && taggedUnknown(unread))
-        problems.push({
-          project: s.project,
-          region: s.region,
-          pool: null,
-          subject: 'tagged-revisions',
-          error: taggedUnread(s.name, taggedOf(s.servingRevisions ?? []), found.unread),
-        });
+        problems.push(unreadProblem(s, 'services', found.unread));
       return unread;
     }
     return { ...s, servingRevisions: found.revisions, ...widestGpu(s, found.revisions) };
@@ -174,14 +149,7 @@ export async function withRevisionsRead(
     const found = await readAll(w, 'workerPools');
     if ('unread' in found) {
       const why = found.unread === OVER_BUDGET ? POOL_OVER_BUDGET : found.unread;
-      if (found.unread === OVER_BUDGET)
-        problems.push({
-          project: w.project,
-          region: w.region,
-          pool: null,
-          subject: 'worker-pools',
-          error: poolUnread(w.name, why),
-        });
+      if (found.unread === OVER_BUDGET) problems.push(unreadProblem(w, 'workerPools', why));
       return { ...w, revisionsUnread: why };
     }
     return { ...w, servingRevisions: found.revisions, ...widestGpu(w, found.revisions) };
@@ -212,6 +180,25 @@ export async function withRevisionsRead(
     });
   }
   return { services: result, workerPools: readPools };
+}
+
+/**
+ * The problem of revisions of `s` that could not be read (`why`). A worker pool's unread is a
+ * region's worker pools not read: its pools' budgets unknown. So is a service's revision only
+ * tagged: which pool it holds GPUs of, and how many, is unknown. Any other is the service's alone.
+ */
+function unreadProblem(
+  s: Parent & { servingRevisions?: readonly ServingRevision[] | undefined },
+  kind: RevisionKind,
+  why: string,
+): ObservationProblem {
+  const tagged = kind === 'services' ? taggedOf(s.servingRevisions ?? []) : [];
+  const where = { project: s.project, region: s.region, pool: null };
+  if (kind !== 'services')
+    return { ...where, subject: 'worker-pools', error: poolUnread(s.name, why) };
+  if (tagged.length > 0)
+    return { ...where, subject: 'tagged-revisions', error: taggedUnread(s.name, tagged, why) };
+  return { ...where, subject: 'revisions', error: `${s.name}: ${why}` };
 }
 
 /** The short names of the revisions only tagged, outside the traffic split. */
