@@ -97,6 +97,15 @@ afterEach(async () => {
   await emulator.stop();
 });
 
+/** Another writer's act, done when the run makes its `nth` call of `method` (before it is answered). */
+function atCall(method: string, nth: number, act: () => void): void {
+  let calls = 0;
+  hook = (name) => {
+    if (name === method && ++calls === nth) act();
+    return undefined;
+  };
+}
+
 async function run(restore = false): Promise<RunReport> {
   return reconcileReport(
     policy,
@@ -135,11 +144,7 @@ describe('act: a manually scaled service that sets no instance count', () => {
     await start();
     expect(held()).toBe(7);
     // Right after the governor's second raise, another writer fills the pool.
-    let writes = 0;
-    hook = (name) => {
-      if (name === 'UpdateService' && ++writes === 2) fillThePool();
-      return undefined;
-    };
+    atCall('UpdateService', 2, fillThePool);
     const report = await run();
     expect(report.writes.filter((w) => w.planned > w.from).length).toBeGreaterThanOrEqual(3);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
@@ -168,11 +173,7 @@ describe('act: another writer scales a worker pool of the pool by hand mid-run',
   it('scaled up just after the first raise, to fill the pool: the raises come back within quota', async () => {
     await start([], [batch]);
     expect(all()).toBe(7);
-    let writes = 0;
-    hook = (name) => {
-      if (name === 'UpdateService' && ++writes === 1) scaleToFill();
-      return undefined;
-    };
+    atCall('UpdateService', 1, scaleToFill);
     const report = await run();
     expect(emulator.state().workerPools.find((w) => w.name === 'ext-batch')?.gpus).toBe(5);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
@@ -183,11 +184,7 @@ describe('act: another writer scales a worker pool of the pool by hand mid-run',
 
   it('scaled up before the read before the raises: counted there, so no raise takes the pool past its quota', async () => {
     await start([], [batch]);
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListWorkerPools' && ++lists === 2) scaleToFill();
-      return undefined;
-    };
+    atCall('ListWorkerPools', 2, scaleToFill);
     const report = await run();
     expect(emulator.state().workerPools.find((w) => w.name === 'ext-batch')?.gpus).toBe(5);
     const raises = report.writes.filter((w) => w.planned > w.from);
@@ -202,12 +199,9 @@ describe('act: another writer switches a service to manual scaling mid-run', () 
   it('an unmanaged service switched to manual at 4 instances just after the first raise: the raises come back within quota', async () => {
     await start();
     // Manual scaling is changed without a new revision: no deployment, only a new etag.
-    let writes = 0;
-    hook = (name) => {
-      if (name === 'UpdateService' && ++writes === 1)
-        emulator.edit({ service: 'ext-render', scalingMode: 'MANUAL', minInstances: 4 });
-      return undefined;
-    };
+    atCall('UpdateService', 1, () =>
+      emulator.edit({ service: 'ext-render', scalingMode: 'MANUAL', minInstances: 4 }),
+    );
     const report = await run();
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
     expect(held()).toBeLessThanOrEqual(QUOTA);
@@ -241,17 +235,14 @@ describe('act: another writer switches a service to manual scaling mid-run', () 
     await start();
     // Between the raises and the read that verifies them (the run's third listing): svc-a, raised,
     // now runs 6 instances whatever its max says, so it is no longer one of the pool's caps.
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 3)
-        emulator.edit({
-          service: 'svc-a',
-          scalingMode: 'MANUAL',
-          minInstances: 1,
-          manualInstanceCount: 6,
-        });
-      return undefined;
-    };
+    atCall('ListServices', 3, () =>
+      emulator.edit({
+        service: 'svc-a',
+        scalingMode: 'MANUAL',
+        minInstances: 1,
+        manualInstanceCount: 6,
+      }),
+    );
     const report = await run();
     const raised = report.writes.filter((w) => w.cause === 'written' && w.planned > w.from);
     expect(raised.map((w) => w.name)).toContain('svc-a');
@@ -276,17 +267,14 @@ describe('act: another writer switches a service to manual scaling mid-run', () 
     await start();
     // svc-a to manual scaling at 3 instances just before the governor's second listing (the
     // read before the increases; the first is the observation).
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 2)
-        emulator.edit({
-          service: 'svc-a',
-          scalingMode: 'MANUAL',
-          minInstances: 1,
-          manualInstanceCount: 3,
-        });
-      return undefined;
-    };
+    atCall('ListServices', 2, () =>
+      emulator.edit({
+        service: 'svc-a',
+        scalingMode: 'MANUAL',
+        minInstances: 1,
+        manualInstanceCount: 3,
+      }),
+    );
     const report = await run();
     const a = report.writes.find((w) => w.name === 'svc-a');
     expect(a?.outcome).toBe('skipped');
@@ -308,11 +296,7 @@ describe('act: another writer creates or deletes a GPU service in the pool mid-r
 
   it('created just after the first raise, at the max that fills the pool: the raises come back within quota', async () => {
     await start();
-    let writes = 0;
-    hook = (name) => {
-      if (name === 'UpdateService' && ++writes === 1) createFilling();
-      return undefined;
-    };
+    atCall('UpdateService', 1, createFilling);
     const report = await run();
     expect(emulator.state().services.some((s) => s.name === 'ext-new')).toBe(true);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
@@ -323,11 +307,7 @@ describe('act: another writer creates or deletes a GPU service in the pool mid-r
 
   it('created before the read before the raises: counted there, so no raise takes the pool past its quota', async () => {
     await start();
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 2) createFilling();
-      return undefined;
-    };
+    atCall('ListServices', 2, createFilling);
     const report = await run();
     const raises = report.writes.filter((w) => w.planned > w.from);
     expect(raises.length).toBeGreaterThan(0);
@@ -338,11 +318,7 @@ describe('act: another writer creates or deletes a GPU service in the pool mid-r
 
   it('a governed service deleted after the observation: its raise is skipped as gone, the others fit', async () => {
     await start();
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 2) emulator.deleteService({ service: 'svc-a' });
-      return undefined;
-    };
+    atCall('ListServices', 2, () => emulator.deleteService({ service: 'svc-a' }));
     const report = await run();
     const a = report.writes.find((w) => w.name === 'svc-a');
     expect(a?.cause).toBe('gone');
@@ -375,11 +351,7 @@ describe('act: another writer scales a worker pool split onto a revision of the 
   it('scaled up just after the first raise: counted in this pool on the verify read, the raises come back within quota', async () => {
     await start([], [split]);
     expect(all()).toBe(7);
-    let writes = 0;
-    hook = (name) => {
-      if (name === 'UpdateService' && ++writes === 1) scaleToFill();
-      return undefined;
-    };
+    atCall('UpdateService', 1, scaleToFill);
     const report = await run();
     expect(emulator.model.pool(key)?.workerPoolGpus).toBeGreaterThan(0);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
@@ -390,11 +362,7 @@ describe('act: another writer scales a worker pool split onto a revision of the 
 
   it('scaled up before the read before the raises: counted there, so no raise takes the pool past its quota', async () => {
     await start([], [split]);
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListWorkerPools' && ++lists === 2) scaleToFill();
-      return undefined;
-    };
+    atCall('ListWorkerPools', 2, scaleToFill);
     const report = await run();
     const raises = report.writes.filter((w) => w.planned > w.from);
     expect(raises.length).toBeGreaterThan(0);
@@ -408,12 +376,9 @@ describe('act: the quota between the reads', () => {
   it('raised after the observation: the raises go no further than planned on the quota observed', async () => {
     await start();
     // Raised just before the read before the raises (the first quota read is the observation's).
-    let reads = 0;
-    hook = (name) => {
-      if (name === 'GetQuotaInfo' && ++reads === 2)
-        emulator.setQuota({ project: PROJECT, region: REGION, quota: 40 });
-      return undefined;
-    };
+    atCall('GetQuotaInfo', 2, () =>
+      emulator.setQuota({ project: PROJECT, region: REGION, quota: 40 }),
+    );
     const report = await run();
     for (const w of report.writes) expect(w.written ?? w.from).toBeLessThanOrEqual(w.planned);
     expect(held()).toBeLessThanOrEqual(QUOTA);
@@ -460,12 +425,9 @@ describe('act: another writer splits the traffic of an unmanaged service that se
     await start([
       { name: 'ext-split', region: REGION, gpu: {}, revisionMaxInstances: 1, demand: 0 },
     ]);
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 2)
-        emulator.edit({ service: 'ext-split', previousRevision: { maxInstances: 6, percent: 50 } });
-      return undefined;
-    };
+    atCall('ListServices', 2, () =>
+      emulator.edit({ service: 'ext-split', previousRevision: { maxInstances: 6, percent: 50 } }),
+    );
     const report = await run();
     const raises = report.writes.filter((w) => w.planned > w.from);
     expect(raises.length).toBeGreaterThan(0);
@@ -486,11 +448,7 @@ describe('restore: another writer between its reads and its writes', () => {
   it('fills the pool just after the first raise back: the restore comes back within quota', async () => {
     await start();
     lowered();
-    let writes = 0;
-    hook = (name) => {
-      if (name === 'UpdateService' && ++writes === 1) fillThePool();
-      return undefined;
-    };
+    atCall('UpdateService', 1, fillThePool);
     const report = await run(true);
     expect(report.writes.filter((w) => w.planned > w.from).length).toBeGreaterThan(0);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
@@ -502,12 +460,9 @@ describe('restore: another writer between its reads and its writes', () => {
   it('lowers the quota before the read before the raises back: no raise past the new quota', async () => {
     await start();
     lowered();
-    let lists = 0;
-    hook = (name) => {
-      if (name === 'ListServices' && ++lists === 2)
-        emulator.setQuota({ project: PROJECT, region: REGION, quota: 8 });
-      return undefined;
-    };
+    atCall('ListServices', 2, () =>
+      emulator.setQuota({ project: PROJECT, region: REGION, quota: 8 }),
+    );
     const report = await run(true);
     expect(emulator.state().pools.find((p) => p.region === REGION)?.quota).toBe(8);
     expect(report.writes.filter((w) => w.planned > w.from).length).toBeGreaterThan(0);
