@@ -150,6 +150,15 @@ describe('a service with a tagged revision outside the traffic split', () => {
     const pool = report.plan?.pools[0];
     expect(pool?.status).toBe('unknown-quota');
     expect(pool?.note).toContain('only tagged');
+    // And an alert says so (rule 4: a pool held static raises one).
+    expect(
+      report.alerts.filter(
+        (a) =>
+          a.type === 'governor.degraded' &&
+          a.details['reason'] === 'budget-unknown' &&
+          a.region === pool?.region,
+      ),
+    ).toHaveLength(1);
     const raised = (r: typeof report) =>
       r.writes.filter((w) => w.written !== null && w.written !== undefined && w.written > w.from);
     expect(raised(report)).toEqual([]);
