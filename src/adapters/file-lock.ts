@@ -12,7 +12,8 @@
  * - it is empty or not a lock this code writes (garbage), and older than `GARBAGE_GRACE_MS`: an
  *   earlier version created the file first and wrote it after, so an empty lock may be a second
  *   old;
- * - its holder was a process on this host that no longer exists;
+ * - its holder was a process of this process space that no longer exists (`processSpace`: this
+ *   host, this boot and this PID namespace; a PID means nothing outside them);
  * - it is older (by its mtime) than `staleMs`, whoever's PID it names (PIDs are reused): a lock is
  *   held for one small read-modify-write, so an old one was abandoned;
  * - its mtime is more than `staleMs` in the future (a wrong clock, `touch -d 2099`): its age
@@ -47,7 +48,7 @@
  * link() and open(), and tried again forever.
  */
 import { randomUUID } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
+import { constants, readFileSync, readlinkSync, type Stats } from 'node:fs';
 import {
   link,
   lstat,
@@ -84,6 +85,8 @@ const LockContent = z.object({
   host: z.string(),
   // kill(0, 0) and kill(-1, 0) succeed: such a PID names no holder.
   pid: z.number().int().positive(),
+  /** Where `pid` names a process (`processSpace`); absent from locks of earlier versions. */
+  space: z.string().optional(),
 });
 type LockContent = z.infer<typeof LockContent>;
 
@@ -106,6 +109,7 @@ export async function withFileLock<T>(
     token: randomUUID(),
     host: hostname(),
     pid: process.pid,
+    ...spaceField(),
     since: new Date().toISOString(),
   };
   const deadline = Date.now() + options.timeoutMs;
@@ -237,7 +241,46 @@ function abandoned(seen: Seen, staleMs: number): boolean {
   if (seen.ageMs < -staleMs) return true;
   if (seen.owner === null) return seen.ageMs > GARBAGE_GRACE_MS;
   if (seen.ageMs > staleMs) return true;
-  return seen.owner.host === hostname() && !processExists(seen.owner.pid);
+  return inThisSpace(seen.owner) && !processExists(seen.owner.pid);
+}
+
+/**
+ * Whether the lock's PID names a process this one can look for: written in the same process space
+ * (host, boot, PID namespace). A host name alone is not enough: containers of one pod share it
+ * (and the volume the state folder is on) but each has its own PID namespace, where a holder's PID
+ * names another process or none; so do two machines of one name on a shared disk, each booted on
+ * its own. A lock that names no space (an earlier version's, or a system without /proc) is judged
+ * by its age alone, at most 10 s: the fail-safe side.
+ */
+function inThisSpace(owner: LockContent): boolean {
+  const here = processSpace();
+  return here !== null && owner.host === hostname() && owner.space === here;
+}
+
+let space: string | null | undefined;
+
+/**
+ * Where a PID names a process, on Linux: the boot (`/proc/sys/kernel/random/boot_id`, new at each
+ * boot) and the PID namespace (`/proc/self/ns/pid`, a link naming the namespace's inode, the same
+ * for every process in it: namespaces(7), "The /proc/[pid]/ns/ directory"). Null where /proc does
+ * not tell (another system): such a process never judges a lock by its PID.
+ */
+export function processSpace(): string | null {
+  if (space !== undefined) return space;
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const ns = readlinkSync('/proc/self/ns/pid');
+    space = boot && ns ? `${boot}/${ns}` : null;
+  } catch {
+    space = null; // no /proc: never judged by PID, only by age
+  }
+  return space;
+}
+
+/** The lock's `space` field, when this system tells it. */
+function spaceField(): { space?: string } {
+  const here = processSpace();
+  return here === null ? {} : { space: here };
 }
 
 /** Moves the lock aside and removes it, if it is still the one judged; else puts it back. */

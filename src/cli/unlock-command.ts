@@ -160,7 +160,7 @@ export function holderProcess(holder: string, here = hostname()): string {
     return `its holder ran on host ${oneLine(host)}, not here: check there (or the function's logs) that no run is in progress before breaking it`;
   return processExists(pid)
     ? `process ${pid} is running on this host: if it is that run, breaking the lease lets two write at once; let it finish`
-    : `process ${pid} is gone from this host: the run that took it has ended, and breaking it is safe`;
+    : `process ${pid} is gone from this host: if the run ran here, not in another container of this host name (each has processes of its own), it has ended, and breaking it is safe`;
 }
 
 /**

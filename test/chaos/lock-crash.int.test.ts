@@ -3,6 +3,7 @@ import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promi
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processSpace } from '../../src/adapters/file-lock.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { transpileForNode } from '../state/transpile.js';
@@ -131,7 +132,11 @@ const CASES: Case[] = [
     args: ['acquire', 'child'],
     setup: async (project) => {
       const lock = join(dir, `${project}.json.lock`);
-      await writeFile(lock, JSON.stringify({ token: 't', host: hostname(), pid: await deadPid() }));
+      const pid = await deadPid();
+      await writeFile(
+        lock,
+        JSON.stringify({ token: 't', host: hostname(), pid, space: processSpace() }),
+      );
     },
     holders: [null, 'child'],
     // Up to the broken lock's removal; then the steps of taking a free lease.

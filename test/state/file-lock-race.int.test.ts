@@ -89,7 +89,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
   };
 });
 
-const { withFileLock } = await import('../../src/adapters/file-lock.js');
+const { withFileLock, processSpace } = await import('../../src/adapters/file-lock.js');
 
 let dir: string;
 beforeEach(async () => {
@@ -110,7 +110,9 @@ afterEach(async () => {
 async function writeDeadLock(lock: string, padTo = 0): Promise<void> {
   await writeFile(
     lock,
-    JSON.stringify({ token: 't', host: hostname(), pid: 2 ** 30 }).padEnd(padTo),
+    JSON.stringify({ token: 't', host: hostname(), pid: 2 ** 30, space: processSpace() }).padEnd(
+      padTo,
+    ),
   );
 }
 

@@ -28,6 +28,7 @@ import {
   DEFAULT_STATE_DIR,
   DISCOVERY_FILE,
 } from '../../src/adapters/file-store.js';
+import { processExists, processSpace } from '../../src/adapters/file-lock.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import {
   StateCorruptError,
@@ -495,12 +496,35 @@ describe('file store: on disk', () => {
     const pid = child.pid;
     await new Promise((done) => child.once('exit', done));
     expect(pid).toBeDefined();
-    await writeFile(lock, JSON.stringify({ token: 'dead', host: hostname(), pid }));
+    await writeFile(
+      lock,
+      JSON.stringify({ token: 'dead', host: hostname(), pid, space: processSpace() }),
+    );
     const impatient = createFileStateStore({ dir, lockTimeoutMs: 200 });
     expect(await impatient.acquireLease(project, 'a', 60_000, at)).toMatchObject({
       acquired: true,
     });
     expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
+  });
+
+  // Containers of one pod share the host name and the volume, each with its own PID namespace:
+  // a PID that names no process here may be a live holder there. Such a lock waits for its age.
+  it.each([
+    ['another PID namespace of this host name', `${processSpace()}-elsewhere`],
+    ['no process space (an earlier version)', undefined],
+  ])('does not judge by its PID a fresh lock of %s: it waits', async (_, space) => {
+    const project = freshProject();
+    const lock = join(dir, `${project}.json.lock`);
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = child.pid;
+    await new Promise((done) => child.once('exit', done));
+    await writeFile(lock, JSON.stringify({ token: 'there', host: hostname(), pid, space }));
+    const error: unknown = await createFileStateStore({ dir, lockTimeoutMs: 300 })
+      .acquireLease(project, 'a', 60_000, at)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as Error).message).toContain(`held by PID ${pid} on ${hostname()}`);
+    expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ token: 'there' });
   });
 });
 
@@ -562,7 +586,10 @@ describe('file store: locks in the way', () => {
   it.each([
     ['empty', ''],
     ['of another host', JSON.stringify({ token: 't', host: 'elsewhere', pid: 1 })],
-    ['of a dead process here', JSON.stringify({ token: 't', host: hostname(), pid: 999_999 })],
+    [
+      'of a dead process here',
+      JSON.stringify({ token: 't', host: hostname(), pid: 999_999, space: processSpace() }),
+    ],
     ['of this live process', JSON.stringify({ token: 't', host: hostname(), pid: process.pid })],
   ])(
     'breaks a lock that is %s, dated in 2099 (its age would stay negative)',
@@ -973,6 +1000,55 @@ describe('file store: a process killed or starved in the middle', () => {
     // ...gets the lock once the holder is dead.
     expect(await waiting).toBe('1');
     expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
+  });
+
+  it('a live holder in another PID namespace of this host name keeps its lock', async () => {
+    // Containers of one pod share the host name and the state volume, each with its own PID
+    // namespace. unshare(1) starts the holder in a new one (the tests run as root; it fails loudly
+    // otherwise), its PID set high through ns_last_pid so that no process here has it.
+    const project = freshProject();
+    const child = spawn(
+      'unshare',
+      [
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        '/bin/sh',
+        '-c',
+        'echo $(( $(cat /proc/sys/kernel/pid_max) - 10 )) > /proc/sys/kernel/ns_last_pid && "$0" "$@"; exit $?',
+        process.execPath,
+        script,
+        dir,
+        project,
+        'hold',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
+    );
+    started(child);
+    try {
+      await new Promise<void>((done, fail) => {
+        child.stdout.on('data', (d: Buffer) => {
+          if (d.toString().includes('locked')) done();
+        });
+        child.once('exit', (code) => fail(new Error(`the holder exited (${code}) before locking`)));
+      });
+      const lock = join(dir, `${project}.json.lock`);
+      const owner = JSON.parse(await readFile(lock, 'utf8')) as { pid: number; space: string };
+      expect(processExists(owner.pid), 'its PID names no process here').toBe(false);
+      expect(owner.space).not.toBe(processSpace());
+      const error: unknown = await createFileStateStore({
+        dir,
+        lockTimeoutMs: 500,
+        staleLockMs: 600_000,
+      })
+        .saveConditions(project, {}, null)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UnavailableError);
+      expect((error as Error).message).toContain(`held by PID ${owner.pid} on ${hostname()}`);
+      expect(JSON.parse(await readFile(lock, 'utf8'))).toEqual(owner);
+    } finally {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
+    }
   });
 
   it('a write that fails for want of space leaves no lock behind', async () => {
