@@ -42,9 +42,14 @@
  * and is decided again on a later read. Only `take` counts a call without asking: lowering back a
  * raise must not wait.
  *
+ * A minute is a minute of the time elapsed, not of the wall clock: a wall clock that jumps
+ * forward would otherwise make the calls of the last minute look a minute old at once, and a
+ * second minute's calls start within one real minute, beyond the quota; only the run deadline
+ * (`notAfter`) is a time of the wall clock, read on it.
+ *
  * Other writers (deploys) spend the same quota: the adapter retries a 429 (RESOURCE_EXHAUSTED)
- * with backoff, which sends nothing twice. The sleep is injected so that tests and the simulator
- * need not wait.
+ * with backoff, which sends nothing twice. The clocks and the sleep are injected so that tests
+ * and the simulator need not wait.
  */
 export interface Pacer {
   /**
@@ -98,7 +103,10 @@ export interface Pacer {
   take(key: string): void;
 }
 
-/** Slots taken together by `reserve`: how many (0: none), and the time they start. */
+/**
+ * Slots taken together by `reserve`: how many (0: none), and the time they start, on the pacer's
+ * own clock (the time elapsed): to be given back to it (`runReserved`), not read as a wall time.
+ */
 export interface Reserved {
   slots: number;
   at: number;
@@ -122,28 +130,41 @@ interface Entry {
 
 export function createPacer(
   perMinute: number,
-  wall: () => number = Date.now,
+  wall?: () => number,
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  elapsed?: () => number,
 ): Pacer {
   const budget = Math.max(1, Math.floor(perMinute));
+  const wallNow = wall ?? Date.now;
   /**
-   * The pacer's own time: the wall clock `wall` as it moves forward, never back. A wall clock that
-   * steps back (an NTP step, a clock corrected) would make the calls counted look as if they were
-   * to come: the next slot would wait for the clock to reach them again (as long as the step), and
-   * a start would count none of them (a minute's quota spent twice). So a step back is taken off
-   * here (`behind`, added to every later reading), and the calls counted keep their age. Times
-   * given on the wall clock (`notAfter`: the run deadline) are read on this one with {@link onWall}.
+   * The pacer's own time: the time elapsed (`elapsed`), never the wall clock. A wall clock that
+   * steps (an NTP step, a clock corrected, a virtual machine resumed) would change the age of the
+   * calls counted: a step forward would make them look a minute old at once, and let a second
+   * minute's calls start in the same real minute (over the quota); a step back would make them
+   * look as if they were to come, so that the next slot waited as long as the step. By default it
+   * is performance.now(), a monotonic clock that no change of the system's clock moves ("not
+   * subject to system clock adjustments", High Resolution Time: https://www.w3.org/TR/hr-time/);
+   * a clock that does not run while the machine is suspended makes the calls counted look
+   * younger than they are, so the pacer waits longer, never less. A wall clock given without it
+   * is a virtual world's (tests, the simulator), one clock that its `sleep` moves: that one paces
+   * too. Either way the time is taken forward only: a reading that goes back (`behind`, added to
+   * every later reading) leaves the calls counted as old as they are.
    */
+  const elapsedNow = elapsed ?? wall ?? (() => performance.now());
   let behind = 0;
   let last = -Infinity;
   const now = (): number => {
-    const t = wall() + behind;
+    const t = elapsedNow() + behind;
     if (t < last) behind += last - t;
     last = Math.max(last, t);
     return last;
   };
-  /** A time of the wall clock, on the pacer's. */
-  const onWall = (t: number): number => t + behind;
+  /**
+   * A time of the wall clock (`notAfter`: the run deadline) on the pacer's, from `t`, the pacer's
+   * time now: as far after `t` as it is after the wall clock's reading now. A jump of the wall
+   * clock thus moves it as it moves every other reading of the run's deadline.
+   */
+  const onWall = (at: number, t: number): number => t + (at - wallNow());
   /** Per key, the slots handed out and the starts counted, in time order (a minute old: dropped). */
   const entries = new Map<string, Entry[]>();
   const entriesOf = (key: string, t: number): Entry[] => {
@@ -177,7 +198,7 @@ export function createPacer(
     const t = now();
     const list = entriesOf(key, t);
     const at = startOf(list, count, t);
-    if (at > onWall(notAfter)) return null;
+    if (at > onWall(notAfter, t)) return null;
     record(list, at, count, true);
     if (at > t) await sleep(at - t);
     return at;
@@ -210,7 +231,7 @@ export function createPacer(
     notAfter: number,
   ): Promise<{ value: T } | 'late' | 'again'> =>
     place(async () => {
-      if (now() > onWall(notAfter)) {
+      if (wallNow() > notAfter) {
         release(key, slotAt);
         return 'late' as const;
       }

@@ -332,6 +332,10 @@ const CHECK_READS_PER_MINUTE = RUN_READS_PER_MINUTE;
 /** How `governor check` paces its reads: the budget, and the clock and sleep (for tests). */
 interface CheckPacing {
   readsPerMinute?: number;
+  /**
+   * A virtual clock, which `sleep` moves. Default: the reads are paced on the time elapsed
+   * (performance.now(), which no step of the wall clock moves: reconcile/pacing.ts).
+   */
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   /** Told once per project when its services' checks must wait for the read quota. */

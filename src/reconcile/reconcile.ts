@@ -350,7 +350,13 @@ async function act(
     // A service that sets no max is counted at what Cloud Run derives from the quota, as planned;
     // a revision observation read is not read again.
     run: withUnsetMax(deps.ports.run, (id) => quotaInPlan(plan, id), run.revisions),
-    pacer: createPacer(policy.limits.writesPerMinute, run.wall, deps.sleep),
+    // Paced on the time elapsed; the deadline given to each write is on the wall clock.
+    pacer: createPacer(
+      policy.limits.writesPerMinute,
+      deps.wallClock,
+      deps.sleep,
+      deps.elapsedClock,
+    ),
     log: deps.log,
     nowIso: run.ctx.at,
     deadline: run.deadline,

@@ -35,8 +35,17 @@ export interface ReconcileDeps {
   log: Logger;
   /** The run's time (the emulator's clock against the emulator). */
   now: () => Promise<number>;
-  /** Wall clock for deadlines and pacing. */
+  /**
+   * Wall clock for deadlines; default Date.now. Given without `elapsedClock`, it is a virtual
+   * world's one clock (its `sleep` moves it), and the writes are paced on it too.
+   */
   wallClock?: () => number;
+  /**
+   * The time elapsed (ms from any origin), on which the writes are paced (reconcile/pacing.ts): a
+   * clock no step of the wall clock moves. Default performance.now(), or `wallClock` when that is
+   * given.
+   */
+  elapsedClock?: () => number;
   /**
    * The clock of the lease; default the wall clock. Only a world that is virtual as a whole (the
    * chaos harness: an in-memory store no one else shares) may pass its virtual clock.

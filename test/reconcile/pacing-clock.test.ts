@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createPacer, type Place } from '../../src/reconcile/pacing.js';
+import { busiestMinute } from '../support/paced-fleet.js';
+import { virtualTime } from '../support/virtual-time.js';
 
 /**
  * The pacer on a wall clock that steps back (an NTP step, a virtual machine's clock corrected):
@@ -67,5 +69,122 @@ describe('the pacer under a clock that steps back', () => {
     expect(
       await pacer.runReserved('p/r', reserved.at, anyPlace, async () => 'made', clock.now() + 1),
     ).toEqual({ value: 'made' });
+  });
+});
+
+/**
+ * The pacer on a wall clock that jumps forward (an NTP step, a virtual machine resumed) while the
+ * time elapsed does not: the calls it counted are as old as the time elapsed since, not as the
+ * wall clock says, so no real 60 s holds more than `perMinute` starts; the deadline (`notAfter`)
+ * is a time of the wall clock, and is read on it.
+ */
+function jumpingClock() {
+  const time = virtualTime(0);
+  let jumped = 0;
+  return {
+    /** The wall clock: the time elapsed, and every jump. */
+    wall: () => time.now() + jumped,
+    /** The time elapsed. */
+    elapsed: time.now,
+    sleep: time.sleep,
+    jump: (ms: number) => {
+      jumped += ms;
+    },
+  };
+}
+
+describe('the pacer under a wall clock that jumps', () => {
+  for (const jump of [45_000, 600_000, -3_600_000]) {
+    it(`by ${jump / 1000} s in the middle of a burst: no real 60 s holds more than perMinute starts`, async () => {
+      const clock = jumpingClock();
+      const pacer = createPacer(4, clock.wall, clock.sleep, clock.elapsed);
+      const starts: number[] = [];
+      const made = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          pacer.run(
+            'p/r',
+            anyPlace,
+            async () => {
+              starts.push(clock.elapsed());
+              if (starts.length === 2) clock.jump(jump);
+            },
+            Infinity,
+          ),
+        ),
+      );
+      expect(made.every((m) => m !== null)).toBe(true);
+      expect(busiestMinute(starts), starts.join(', ')).toBeLessThanOrEqual(4);
+      // Paced as without the jump: four a minute, none of them kept waiting longer.
+      expect(starts).toEqual([0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2].map((m) => m * MINUTE));
+    });
+  }
+
+  for (const jump of [45_000, 600_000])
+    it(`by ${jump / 1000} s between two calls: the calls after it wait for the minute`, async () => {
+      const clock = jumpingClock();
+      const pacer = createPacer(2, clock.wall, clock.sleep, clock.elapsed);
+      const starts: number[] = [];
+      const call = () =>
+        pacer.run('p/r', anyPlace, async () => starts.push(clock.elapsed()), Infinity);
+      await call();
+      await call();
+      clock.jump(jump);
+      await Promise.all(Array.from({ length: 4 }, call));
+      expect(starts).toEqual([0, 0, 1, 1, 2, 2].map((m) => m * MINUTE));
+    });
+
+  it('past the deadline: no call starts after the jump, and none waits', async () => {
+    const clock = jumpingClock();
+    const pacer = createPacer(4, clock.wall, clock.sleep, clock.elapsed);
+    const notAfter = clock.wall() + 120_000;
+    const starts: number[] = [];
+    const call = () =>
+      pacer.run('p/r', anyPlace, async () => starts.push(clock.elapsed()), notAfter);
+    await call();
+    await call();
+    clock.jump(600_000);
+    const made = await Promise.all(Array.from({ length: 4 }, call));
+    expect(starts).toEqual([0, 0]);
+    expect(made).toEqual([null, null, null, null]);
+    expect(await pacer.reserve('p/r', 1, notAfter)).toMatchObject({ slots: 0 });
+    expect(clock.elapsed()).toBe(0);
+  });
+
+  it('a slot the jump moved past the deadline is not waited for', async () => {
+    const clock = jumpingClock();
+    const pacer = createPacer(2, clock.wall, clock.sleep, clock.elapsed);
+    // 90 s away on the wall clock; after a jump of 45 s, 45 s away: the next slot, a minute after
+    // the first calls, would come after it.
+    const notAfter = clock.wall() + 90_000;
+    await pacer.run('p/r', anyPlace, async () => {}, notAfter);
+    await pacer.run('p/r', anyPlace, async () => {}, notAfter);
+    clock.jump(45_000);
+    expect(await pacer.run('p/r', anyPlace, async () => 'made', notAfter)).toBeNull();
+    expect(await pacer.reserve('p/r', 1, notAfter)).toMatchObject({ slots: 0 });
+    expect(clock.elapsed()).toBe(0);
+    // A deadline that leaves room for it: the slot a minute after the first calls.
+    const reserved = await pacer.reserve('p/r', 1, clock.wall() + 61_000);
+    expect(reserved.slots).toBe(1);
+    expect(clock.elapsed()).toBe(MINUTE);
+    expect(
+      await pacer.runReserved('p/r', reserved.at, anyPlace, async () => 'made', clock.wall() + 1),
+    ).toEqual({ value: 'made' });
+  });
+
+  it('a step back leaves the deadline on the wall clock, and the pacing on the time elapsed', async () => {
+    const clock = jumpingClock();
+    const pacer = createPacer(1, clock.wall, clock.sleep, clock.elapsed);
+    await pacer.run('p/r', anyPlace, async () => {}, Infinity);
+    clock.jump(-3_600_000);
+    expect(await pacer.reserve('p/r', 1, clock.wall() + 30_000)).toMatchObject({ slots: 0 });
+    expect(clock.elapsed()).toBe(0);
+    const starts: number[] = [];
+    await pacer.run(
+      'p/r',
+      anyPlace,
+      async () => starts.push(clock.elapsed()),
+      clock.wall() + MINUTE,
+    );
+    expect(starts).toEqual([MINUTE]);
   });
 });
