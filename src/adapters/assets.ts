@@ -49,6 +49,8 @@ export function createAssetSearchAdapter(options: {
   emulatorHost?: string | null;
 }): AssetSearchPort {
   const client = new AssetServiceClient(clientConfig(options).options);
+  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
+  const closing = new AbortController();
   return {
     async searchRunResources(scope) {
       if (!SCOPE.test(scope)) {
@@ -60,11 +62,15 @@ export function createAssetSearchAdapter(options: {
       // autoPaginate off: one request per page, each with the read retries of every adapter.
       const results = await allPages(
         (pageToken) =>
-          withRetryInfo(defaultRetryPolicy, () =>
-            client.searchAllResources(
-              { scope, assetTypes: RUN_ASSET_TYPES, pageSize: MAX_SEARCH_PAGE_SIZE, pageToken },
-              { ...gaxReadOptions(defaultRetryPolicy), autoPaginate: false },
-            ),
+          withRetryInfo(
+            defaultRetryPolicy,
+            () =>
+              client.searchAllResources(
+                { scope, assetTypes: RUN_ASSET_TYPES, pageSize: MAX_SEARCH_PAGE_SIZE, pageToken },
+                { ...gaxReadOptions(defaultRetryPolicy), autoPaginate: false },
+              ),
+            undefined,
+            closing.signal,
           ),
         what,
         MAX_SEARCH_PAGES,
@@ -85,6 +91,9 @@ export function createAssetSearchAdapter(options: {
       });
     },
     // Its operations client's channel too, opened as it was built (client-config.ts closeClients).
-    close: () => closeClients([client]),
+    close: () => {
+      closing.abort();
+      return closeClients([client]);
+    },
   };
 }

@@ -126,8 +126,17 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   const pages: CallOptions = { ...reads, autoPaginate: false };
   const writes = writeOptions(policy, polling);
   const polls = pollOptions(policy);
+  /**
+   * Aborted as the clients close: a call still waiting a retry delay (withRetryInfo) then sends
+   * nothing more and fails at once. The run stops waiting for a call at its deadline
+   * (reconcile/act.ts beforeDeadline) and closes its clients once it ends; without this, such a
+   * call would wait on (up to a minute) and be sent again after its run, and its timer would keep
+   * the command line's process alive until then.
+   */
+  const closing = new AbortController();
   /** A read, tried again on RESOURCE_EXHAUSTED after the delay Google asks for (retry.ts). */
-  const read = <T>(call: () => Promise<T>): Promise<T> => withRetryInfo(policy, call);
+  const read = <T>(call: () => Promise<T>): Promise<T> =>
+    withRetryInfo(policy, call, undefined, closing.signal);
 
   async function fetchService(name: string): Promise<Service> {
     const [service] = await read(() => services.getService({ name }, reads)).catch(
@@ -321,7 +330,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         policy,
         () => services.updateService({ service, updateMask: { paths } }, writes),
         undefined,
-        update.signal,
+        update.signal ? AbortSignal.any([update.signal, closing.signal]) : closing.signal,
       ).catch(async (error: unknown) => Promise.reject(await writeRefusal(error, name, update)));
       // google-gax polls the operation with the options of the call that started it; the polls
       // (reads) keep their own: a refused poll tried again on the policy's short backoff, never
@@ -385,6 +394,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     },
 
     close: async () => {
+      closing.abort();
       // Their operations clients' channels too, opened as they were built, whether or not the run
       // called them (client-config.ts closeClients).
       await closeClients([services, workerPools, executions, revisions]);

@@ -208,6 +208,8 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
   );
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
   const client = new MetricServiceClient(clientConfig(options).options);
+  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
+  const closing = new AbortController();
   const read = (project: string, window: TimeWindow, query: Query): Promise<MetricSeries[]> =>
     listSeries(
       client,
@@ -216,6 +218,7 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
       project,
       window,
       query,
+      closing.signal,
     );
 
   return {
@@ -239,23 +242,27 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
       const q = QUERIES.instanceCounts;
       try {
         // Series headers only, one per page, over two minutes: the least Monitoring can answer.
-        await withRetryInfo(policy, () =>
-          client.listTimeSeries(
-            {
-              name: `projects/${project}`,
-              filter: `metric.type = "${q.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
-              interval: { startTime: timestamp(nowMs - 120_000), endTime: timestamp(nowMs) },
-              aggregation: {
-                alignmentPeriod: { seconds: 60 },
-                perSeriesAligner: q.aligner,
-                crossSeriesReducer: q.reducer,
-                groupByFields: GROUP_BY,
+        await withRetryInfo(
+          policy,
+          () =>
+            client.listTimeSeries(
+              {
+                name: `projects/${project}`,
+                filter: `metric.type = "${q.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
+                interval: { startTime: timestamp(nowMs - 120_000), endTime: timestamp(nowMs) },
+                aggregation: {
+                  alignmentPeriod: { seconds: 60 },
+                  perSeriesAligner: q.aligner,
+                  crossSeriesReducer: q.reducer,
+                  groupByFields: GROUP_BY,
+                },
+                view: 'HEADERS',
+                pageSize: 1,
               },
-              view: 'HEADERS',
-              pageSize: 1,
-            },
-            { ...gaxReadOptions(policy), autoPaginate: false },
-          ),
+              { ...gaxReadOptions(policy), autoPaginate: false },
+            ),
+          undefined,
+          closing.signal,
         );
       } catch (error) {
         throw translateGrpcError(
@@ -266,7 +273,10 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
     },
     writeGovernorMetrics: (project, atMs, points) =>
       writeGovernorMetrics(client, policy, project, atMs, points),
-    close: () => client.close(),
+    close: () => {
+      closing.abort();
+      return client.close();
+    },
   };
 }
 
@@ -380,6 +390,7 @@ async function listSeries(
   project: string,
   window: TimeWindow,
   query: Query,
+  signal: AbortSignal,
 ): Promise<MetricSeries[]> {
   checkQuery(project, window);
   const what = `reading ${query.metric} of project ${project} (ListTimeSeries)`;
@@ -406,8 +417,11 @@ async function listSeries(
   do {
     let page: [TimeSeries[], unknown, ListTimeSeriesResponse];
     try {
-      page = await withRetryInfo(policy, () =>
-        client.listTimeSeries({ ...request, pageToken }, callOptions),
+      page = await withRetryInfo(
+        policy,
+        () => client.listTimeSeries({ ...request, pageToken }, callOptions),
+        undefined,
+        signal,
       );
     } catch (error) {
       throw unknownMetricError(error, query, project, what) ?? translateGrpcError(error, what);

@@ -91,6 +91,8 @@ export function createQuotaPreferenceAdapter(
 ): QuotaPreferenceAdapter {
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
   const client = new CloudQuotasClient(clientConfig(options).options);
+  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
+  const closing = new AbortController();
   const write = { timeout: policy.attemptTimeoutMs, retry: null };
 
   const fail = (what: string) => (error: unknown) => {
@@ -124,11 +126,15 @@ export function createQuotaPreferenceAdapter(
       const seen = new Set<string>();
       let empty = 0;
       for (let page = 0; page < 1000; page++) {
-        const [list, , response] = await withRetryInfo(policy, () =>
-          client.listQuotaPreferences(
-            { parent, pageToken, pageSize: 100 },
-            { ...gaxReadOptions(policy), autoPaginate: false },
-          ),
+        const [list, , response] = await withRetryInfo(
+          policy,
+          () =>
+            client.listQuotaPreferences(
+              { parent, pageToken, pageSize: 100 },
+              { ...gaxReadOptions(policy), autoPaginate: false },
+            ),
+          undefined,
+          closing.signal,
         ).catch(fail(`listing quota preferences of ${parent}`));
         // A location Google could not reach has its preferences left out of the answer, which is
         // not an error ("Locations that could not be reached": ListQuotaPreferencesResponse.
@@ -164,8 +170,11 @@ export function createQuotaPreferenceAdapter(
       const fault = preferenceNameFault(name);
       if (fault !== null)
         throw new InputError('Invalid quota preference', [{ path: 'name', message: fault }]);
-      const [p] = await withRetryInfo(policy, () =>
-        client.getQuotaPreference({ name }, gaxReadOptions(policy)),
+      const [p] = await withRetryInfo(
+        policy,
+        () => client.getQuotaPreference({ name }, gaxReadOptions(policy)),
+        undefined,
+        closing.signal,
       ).catch(fail(`reading quota preference ${name}`));
       // GetQuotaPreference answers the preference it names: one answered under another name
       // (another id, another project) is not this one, and its state would decide the request
@@ -239,7 +248,10 @@ export function createQuotaPreferenceAdapter(
         .catch(failWrite(`changing quota preference ${input.name}`));
       return written(p, `changing quota preference ${input.name}`);
     },
-    close: () => client.close(),
+    close: () => {
+      closing.abort();
+      return client.close();
+    },
   };
 }
 

@@ -125,14 +125,19 @@ export interface QuotaAdapter extends QuotaPort {
 export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdapter {
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
   const client = new CloudQuotasClient(clientConfig(options).options);
+  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
+  const closing = new AbortController();
   const cache = new Map<string, Promise<QuotaInfo>>();
 
   const quotaInfo = (project: string, quotaId: string): Promise<QuotaInfo> => {
     const name = `projects/${project}/locations/global/services/${RUN}/quotaInfos/${quotaId}`;
     let pending = cache.get(name);
     if (!pending) {
-      pending = withRetryInfo(policy, () =>
-        client.getQuotaInfo({ name }, gaxReadOptions(policy)),
+      pending = withRetryInfo(
+        policy,
+        () => client.getQuotaInfo({ name }, gaxReadOptions(policy)),
+        undefined,
+        closing.signal,
       ).then(
         ([info]) => info,
         (error: unknown) => {
@@ -164,7 +169,10 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
       return eligibility(info.quotaIncreaseEligibility);
     },
     clearCache: () => cache.clear(),
-    close: () => client.close(),
+    close: () => {
+      closing.abort();
+      return client.close();
+    },
   };
 }
 
