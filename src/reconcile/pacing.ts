@@ -142,8 +142,8 @@ export function createPacer(
    * calls counted: a step forward would make them look a minute old at once, and let a second
    * minute's calls start in the same real minute (over the quota); a step back would make them
    * look as if they were to come, so that the next slot waited as long as the step. By default it
-   * is performance.now(), a monotonic clock that no change of the system's clock moves ("not
-   * subject to system clock adjustments", High Resolution Time: https://www.w3.org/TR/hr-time/);
+   * is performance.now(), a time "not subject to system clock skew or adjustments" (High
+   * Resolution Time, https://www.w3.org/TR/hr-time-2/);
    * a clock that does not run while the machine is suspended makes the calls counted look
    * younger than they are, so the pacer waits longer, never less. A wall clock given without it
    * is a virtual world's (tests, the simulator), one clock that its `sleep` moves: that one paces
