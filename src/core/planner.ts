@@ -712,10 +712,13 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
 const BANDS = 20;
 /**
  * Stickiness: an instance a service already holds (within its current cap) counts STICK bands
- * (10%) more likely than it is. A move costs two writes; it happens only when the receiver's next
- * instance is more likely used than the holder's by more than that (the minimum gain of a move).
+ * (5%) more likely than it is, and wins a tie of keys. A move costs two writes; it happens only
+ * when the receiver's next instance is more likely used than the holder's by more than that (the
+ * minimum gain of a move: at least two bands apart). One band, not two: the reverse delay (rule
+ * 8) already keeps a lowered service from flapping back, and a second band kept room where it was
+ * used less (docs/decision-quality.md, "Stickiness of one band").
  */
-const STICK = 2;
+const STICK = 1;
 /**
  * Room above all of a service's use over the lookback stays sticky while another service is
  * refused only when its tail likelihood (evidence.ts: the most wanted's likelihood, decaying by the

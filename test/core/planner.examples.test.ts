@@ -759,7 +759,7 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(likelihood(busyEv, 3)).toBeCloseTo(2.804 / 7.466, 3);
     expect(likelihood(busyEv, 4)).toBeCloseTo(0.38, 2);
     expect(band(likelihood(busyEv, 4))).toBe(7);
-    // roomy's 2nd instance: only the oldest minute (weight 0.54), band 1, + 2 for holding it.
+    // roomy's 2nd instance: only the oldest minute (weight 0.54), band 1, + 1 for holding it.
     const roomyEv = evidenceOf(roomy);
     expect(likelihood(roomyEv, 2)).toBeCloseTo(0.536 / 7.466, 3);
     expect(likelihood(roomyEv, 2)).toBeCloseTo(0.07, 2);
@@ -784,6 +784,58 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     const calm = plan(snap(6, [roomy, quiet]), policy(), AT);
     expect(calm.changes).toEqual([]);
     expect(calm.services.find((s) => s.name === 'busy')?.demand).toBe(2);
+  });
+
+  it('moves a held instance to a neighbour two bands likelier to use it: stickiness is one band', () => {
+    const band = (p: number) => Math.floor(p * 20 + 1e-9);
+    // steady used its 2nd instance in two minutes (14:48 and 14:54); refused holds 2 and Cloud
+    // Run refused it in the newest two, wanting 4 (in use 2 × 300 requests ÷ 150 served).
+    const steady = svc('steady', 3, {
+      current: 1,
+      peak: 2,
+      perMinute: minutes([2, 1, 1, 1, 1, 1, 2, 1, 1, 1]),
+    });
+    const refused = svc('refused', 2, {
+      current: 2,
+      peak: 2,
+      perMinute: minutes(
+        Array(10).fill(2),
+        [0, 0, 0, 0, 0, 0, 0, 0, 150, 150],
+        [200, 200, 200, 200, 200, 200, 200, 200, 150, 150],
+      ),
+    });
+    // steady's 2nd instance: (0.536 + 0.812) ÷ 7.466 = 0.18, band 3, + 1 for holding it = 4.
+    expect(band(likelihood(evidenceOf(steady), 2))).toBe(3);
+    // refused's 3rd and 4th: the newest two minutes, (1 + 0.933) ÷ 7.466 = 0.26, band 5.
+    expect(band(likelihood(evidenceOf(refused), 3))).toBe(5);
+    expect(band(likelihood(evidenceOf(refused), 4))).toBe(5);
+    // Budget 5: 1 + 2 in use, 2 GPUs left; both go to refused's 3rd and 4th (5 before 4; steady's
+    // 3rd, never used, is no reservation while refused is refused).
+    const snapshot = snap(5, [steady, refused]);
+    const p = plan(snapshot, policy(), AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['steady', 3, 1],
+      ['refused', 2, 4],
+    ]);
+    expect(reason(p, 'steady')).toContain(
+      'gives 2 to where they are more likely used (its next instance was used 18% of recent minutes)',
+    );
+    // Applied, and planned again on the same minutes: nothing moves back (rule 7).
+    expect(plan(applyPlan(snapshot, p), policy(), AT).changes).toEqual([]);
+    // One band likelier is not enough: with refused's 429s in the newest minute only (0.13, band
+    // 2, its 3rd instance one band below steady's held 2nd + 1), steady keeps its 2nd.
+    const once = svc('refused', 2, {
+      current: 2,
+      peak: 2,
+      perMinute: minutes(
+        Array(10).fill(2),
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 150],
+        [200, 200, 200, 200, 200, 200, 200, 200, 200, 150],
+      ),
+    });
+    expect(band(likelihood(evidenceOf(once), 3))).toBe(2);
+    const kept = plan(snap(5, [steady, once]), policy(), AT);
+    expect([to(kept, 'steady'), to(kept, 'refused')]).toEqual([2, 3]);
   });
 
   it('keeps what a service has in use for a higher priority, unless its rule lets it be preempted', () => {

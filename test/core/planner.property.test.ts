@@ -593,7 +593,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
             // its tail is at least 4% likely (README, "How the governor decides", step 4).
             const tail = ev !== null && tailLikelihood(ev, k) >= 0.04;
             const held = k <= g.s.maxInstances && (pr > 0 || !others || tail) ? 1 : 0;
-            const score = Math.floor(weightedLikelihood(pr, g.o.weight) * 20 + 1e-9) + 2 * held;
+            const score = Math.floor(weightedLikelihood(pr, g.o.weight) * 20 + 1e-9) + held;
             return [score, held, -k / g.o.weight];
           };
           for (const hi of active) {
