@@ -30,6 +30,8 @@ import {
   MINUTE_MS,
   revisionName,
   splitRefusal,
+  deleteRefusal,
+  nameOf,
   type Refused,
   type ServiceState,
   workerPoolRevisions,
@@ -121,9 +123,11 @@ export const EditInput = z.strictObject({
   maxInstances: z.number().int().min(0).max(1000).optional(),
   annotations: Annotations.optional(),
   /**
-   * Deletes one of the service's older or newer revisions (its short name), as another writer
-   * may between the governor's reads: gone from the traffic, NOT_FOUND when read. The revision
-   * the fleet's settings describe cannot be deleted.
+   * Deletes a retired revision of the service (its short name), as another writer may between
+   * the governor's reads: NOT_FOUND when read since. As Cloud Run, refuses one that serves (a
+   * share of the traffic, or a tag) or is the latest created (model.ts, deleteRefusal): another
+   * writer moves the traffic away first (`previousRevision: null`, `tagPrevious: null`, a
+   * deployment), then deletes.
    */
   deleteRevision: z.string().min(1).optional(),
   /**
@@ -602,15 +606,18 @@ export class EmulatorControl {
     const s = this.find(service, project, region);
     if (deleteRevision !== undefined) {
       const found = serviceRevisions(s).find((r) => r.name === deleteRevision);
-      if (!found || found.role === 'serving')
+      if (!found)
         throw new ControlError(
-          `edit: "${shown(deleteRevision)}" is not a revision of ${s.name} that can be deleted (${
+          `edit: "${shown(deleteRevision)}" is not a revision of ${s.name} (${
             serviceRevisions(s)
-              .filter((r) => r.role !== 'serving')
               .map((r) => r.name)
               .join(', ') || 'none'
           })`,
         );
+      // Cloud Run deletes retired revisions only (model.ts, deleteRefusal).
+      const index = s.revisions.find((r) => nameOf(s, r.index) === deleteRevision)?.index;
+      const refused = index === undefined ? undefined : deleteRefusal(s, index);
+      if (refused !== undefined) throw new ControlError(`edit: ${refused}`);
     }
     // An automatically scaled service runs "between min and max instances", and Cloud Run refuses
     // a max below the min ("max_instance_count: must be greater or equal than

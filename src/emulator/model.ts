@@ -119,8 +119,9 @@ export interface ServiceState extends ServiceKey {
   deletedRevisions: string[];
   /**
    * The revisions the emulator models, each as it was made and never changed after (see
-   * {@link RevisionRecord}): the serving one, the one before it (which a split may send traffic
-   * to), the latest created, and a tagged one. Older ones are dropped: no split can reach them.
+   * {@link RevisionRecord}): the serving one, the one a split sends traffic to, the latest
+   * created, a tagged one, and the retired ones, kept as Cloud Run keeps them, up to
+   * {@link MAX_REVISIONS_KEPT}.
    */
   revisions: RevisionRecord[];
   /** The latest created revision's index: the serving one's, or a newer one's without traffic. */
@@ -486,22 +487,33 @@ function floorInstances(s: ServiceState): number {
 }
 
 /**
- * The revisions a service of the fleet starts with: its serving one (1), the older one of its
- * `previousRevision` or `taggedRevision` (0) and the newer one of its `noTrafficRevision` (2).
+ * The most revisions Cloud Run keeps of a service: "There is a maximum of 1000 revisions per
+ * service: If you exceed that limit, older revisions are automatically deleted" (Manage
+ * revisions, https://cloud.google.com/run/docs/managing/revisions).
+ */
+const MAX_REVISIONS_KEPT = 1000;
+
+/**
+ * The revisions a service of the fleet starts with, numbered from 00001 as Cloud Run numbers
+ * them (its revisions are Knative's, `{service}-{generation}` from generation 1: "created to
+ * latest revision 'testsrv-00001'", https://github.com/knative/serving/issues/13743): the older
+ * one of its `previousRevision` or `taggedRevision` (1, the serving one then 2), its serving one,
+ * and the newer one of its `noTrafficRevision` (after the serving one).
  */
 function initialRevisions(
   spec: FleetService,
   madeAt: number,
-): Pick<ServiceState, 'revisions' | 'latestIndex' | 'split' | 'tagged'> {
+): Pick<ServiceState, 'revisions' | 'revisionIndex' | 'latestIndex' | 'split' | 'tagged'> {
   const own = spec.gpu ? { gpu: spec.gpu } : {};
   const prev = spec.previousRevision;
   const next = spec.noTrafficRevision;
   // The fleet's schema allows one of the two (both are the revision before the serving one).
   const older = prev ?? spec.taggedRevision;
+  const serving = older ? 2 : 1;
   const revisions: RevisionRecord[] = [];
   if (older)
     revisions.push({
-      index: 0,
+      index: serving - 1,
       maxInstances: older.maxInstances ?? 0,
       minInstances: 0,
       failed: false,
@@ -509,7 +521,7 @@ function initialRevisions(
       ...own,
     });
   revisions.push({
-    index: 1,
+    index: serving,
     maxInstances: spec.revisionMaxInstances ?? 0,
     minInstances: spec.revisionMinInstances,
     failed: false,
@@ -519,7 +531,7 @@ function initialRevisions(
   if (next) {
     const gpu = next.gpu === undefined ? spec.gpu : (next.gpu ?? undefined);
     revisions.push({
-      index: 2,
+      index: serving + 1,
       maxInstances: next.maxInstances ?? 0,
       minInstances: next.minInstances,
       failed: next.failed,
@@ -529,15 +541,57 @@ function initialRevisions(
   }
   return {
     revisions,
-    latestIndex: next ? 2 : 1,
-    split: prev ? { index: 0, percent: prev.percent } : null,
+    revisionIndex: serving,
+    latestIndex: next ? serving + 1 : serving,
+    split: prev ? { index: serving - 1, percent: prev.percent } : null,
     tagged:
       next?.tag !== undefined
-        ? { index: 2, tag: next.tag }
+        ? { index: serving + 1, tag: next.tag }
         : spec.taggedRevision
-          ? { index: 0, tag: spec.taggedRevision.tag }
+          ? { index: serving - 1, tag: spec.taggedRevision.tag }
           : null,
   };
+}
+
+/**
+ * Whether Cloud Run would delete revision `index` of `s`, or why not. "Only retired revisions can
+ * be deleted" (DeleteRevisionRequest, google/cloud/run/v2/revision.proto); Cloud Run refuses one
+ * that "can receive traffic" (a share of the split, or a tag, whose URL reaches it), "is the
+ * only revision of the service" or "is the latest revision of the service" (Manage revisions,
+ * https://cloud.google.com/run/docs/managing/revisions), with FAILED_PRECONDITION: "Error 400:
+ * Revision "example-nodejs-fgpqh" cannot be directly deleted because it is actively serving.,
+ * failedPrecondition" (https://github.com/hashicorp/waypoint/issues/814).
+ */
+export function deleteRefusal(s: ServiceState, index: number): string | undefined {
+  const name = nameOf(s, index);
+  const serving = (reason: string) =>
+    `FAILED_PRECONDITION: Revision "${name}" cannot be directly deleted because it is actively serving. (${reason}: only retired revisions can be deleted)`;
+  if (index === s.revisionIndex) return serving('it takes the traffic');
+  if (s.split !== null && s.split.index === index)
+    return serving(`it keeps ${s.split.percent}% of the traffic`);
+  if (s.tagged !== null && s.tagged.index === index)
+    return serving(`it has the tag ${s.tagged.tag}, whose URL reaches it`);
+  if (index === s.latestIndex)
+    return `FAILED_PRECONDITION: Revision "${name}" cannot be deleted: it is the latest revision of the service (only retired revisions can be deleted)`;
+  return undefined;
+}
+
+/**
+ * Drops the oldest revisions of `s` past {@link MAX_REVISIONS_KEPT}, as Cloud Run deletes them;
+ * never one in use (what serves, a split's or a tag's, the latest created).
+ */
+function keepAtMost(s: ServiceState): void {
+  const live = s.revisions.filter((r) => !s.deletedRevisions.includes(nameOf(s, r.index)));
+  let over = live.length - MAX_REVISIONS_KEPT;
+  if (over <= 0) return;
+  const dropped = new Set<number>();
+  for (const r of [...s.revisions].sort((a, b) => a.index - b.index)) {
+    if (over <= 0) break;
+    if (deleteRefusal(s, r.index) !== undefined) continue;
+    dropped.add(r.index);
+    over -= 1;
+  }
+  s.revisions = s.revisions.filter((r) => !dropped.has(r.index));
 }
 
 interface ProjectIndex {
@@ -702,7 +756,6 @@ export class FleetModel {
       revisionMaxInstances: spec.revisionMaxInstances ?? 0,
       revisionMinInstances: spec.revisionMinInstances,
       demand: spec.demand,
-      revisionIndex: 1,
       generation: 1,
       etag: etagFor(key, 1, incarnation),
       incarnation,
@@ -1007,8 +1060,7 @@ export class FleetModel {
     });
     s.latestIndex = index;
     if (revision.tag !== undefined) s.tagged = { index, tag: revision.tag };
-    const kept = new Set([s.revisionIndex - 1, s.revisionIndex, index, s.tagged?.index]);
-    s.revisions = s.revisions.filter((r) => kept.has(r.index));
+    keepAtMost(s);
     return s;
   }
 
@@ -1185,10 +1237,8 @@ export class FleetModel {
       s.split = null;
     }
     if (s.tagged !== null && revisionOf(s, s.tagged.index)?.failed !== false) s.tagged = null;
-    // Kept: what serves, the latest created, a tagged one, and the one before the serving one (a
-    // split's only target). No split can reach the others again: the serving index only grows.
-    const kept = new Set([s.revisionIndex - 1, s.revisionIndex, index, s.tagged?.index]);
-    s.revisions = s.revisions.filter((r) => kept.has(r.index));
+    // Every revision is kept, retired ones too, up to Cloud Run's limit.
+    keepAtMost(s);
   }
 
   private capOf(s: ServiceState): number {

@@ -137,9 +137,10 @@ interface RevisionState {
    * deployed without traffic (`noTrafficRevision`, or a deployment while traffic is pinned by
    * name) or failed; previous: an older one keeping a share of the traffic (`previousRevision`);
    * tagged: an older one without traffic whose tag stays (a `noTrafficRevision` with `tag`, after
-   * a later deployment).
+   * a later deployment); retired: any other, without traffic or tag, which Cloud Run keeps (up to
+   * 1000 a service, https://cloud.google.com/run/docs/managing/revisions) until it is deleted.
    */
-  role: 'serving' | 'new' | 'previous' | 'tagged';
+  role: 'serving' | 'new' | 'previous' | 'tagged' | 'retired';
   /** Its own `scaling.max_instance_count`; 0: unset. */
   maxInstances: number;
   /** Its own `scaling.min_instance_count`. */
@@ -162,7 +163,8 @@ interface RevisionState {
 /**
  * The revisions of a service the emulator models, each as it was made, less those another writer
  * deleted (`edit` with `deleteRevision`): an older one keeping part of a split, the serving one,
- * an older tagged one without traffic, and a newer one deployed without traffic or failed.
+ * an older tagged one without traffic, a newer one deployed without traffic or failed, and the
+ * retired ones.
  */
 export function serviceRevisions(s: ServiceState): RevisionState[] {
   const out: RevisionState[] = [];
@@ -192,6 +194,10 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
   if (tagged !== undefined && tagged !== s.revisionIndex && tagged !== s.latestIndex)
     add(tagged, 'tagged', 0);
   if (s.latestIndex !== s.revisionIndex) add(s.latestIndex, 'new', 0);
+  // The retired ones, newest first.
+  const placed = new Set([split?.index, s.revisionIndex, tagged, s.latestIndex]);
+  for (const r of [...s.revisions].sort((a, b) => b.index - a.index))
+    if (!placed.has(r.index)) add(r.index, 'retired', 0);
   return out.filter((r) => !s.deletedRevisions.includes(r.name));
 }
 
@@ -260,13 +266,16 @@ export function serviceResource(
   const trafficStatuses: Message[] = traffic.map((t) =>
     t['type'] === LATEST ? { ...t, revision: serving } : t,
   );
-  // The template describes the latest created revision, with its own GPU.
+  // The template describes the latest created revision, with its own GPU and its own scaling (min
+  // and max): Service.template is "The template used to create revisions for this Service"
+  // (google/cloud/run/v2/service.proto), so after `gcloud run deploy --no-traffic` it is the new
+  // revision's, whatever the revision that keeps the traffic holds.
   const gpu = latest ? latest.gpu : s.spec.gpu;
   const template: Message = {
     labels: {},
     annotations: {},
     scaling: {
-      min_instance_count: s.revisionMinInstances,
+      min_instance_count: latest?.minInstances ?? s.revisionMinInstances,
       max_instance_count: latest?.maxInstances ?? s.revisionMaxInstances,
     },
     timeout: { seconds: '300' },

@@ -20,6 +20,7 @@ import {
 } from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
 import { MAX_INSTANCE_COUNT } from '../core/service.js';
+import { compareText } from '../core/pool.js';
 import {
   executionResource,
   jobResource,
@@ -461,6 +462,10 @@ const REVISION_NAME =
   /^projects\/([^/]+)\/locations\/([^/]+)\/(services|workerPools)\/([^/]+)\/revisions\/([^/]+)$/;
 
 /**
+ * `Revisions.ListRevisions` lists every revision the emulator keeps of a service (or of every
+ * service of the region, `services/-`), newest first, retired ones included: Cloud Run keeps up to
+ * 1000 of a service (https://cloud.google.com/run/docs/managing/revisions); `run.revisions.list`.
+ *
  * `Revisions.GetRevision` (google/cloud/run/v2/revision.proto): name
  * `projects/P/locations/L/services/S/revisions/R`, or `projects/P/locations/L/workerPools/W/revisions/R`
  * (the rpc's other HTTP binding, a worker pool's revision);
@@ -503,8 +508,47 @@ export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
       };
       return answerOf(ctx, 'GetRevision', request, fleetAnswer);
     },
+    ListRevisions: (request) => {
+      const parent = text(request, 'parent');
+      const m = REVISIONS_PARENT.exec(parent);
+      if (!m)
+        throw invalid(
+          `parent must look like projects/{project}/locations/{location}/services/{service} (or services/-), got "${shown(parent)}"`,
+        );
+      const [, location = '', kind = '', service = ''] = m;
+      if (kind === 'workerPools') throw notEmulated("ListRevisions of a worker pool's revisions");
+      if (service !== '-') checkSegment('service', 'the service id of parent', service);
+      const { project, region } = parseParent(
+        ctx,
+        location,
+        'revisions',
+        'run.revisions.list',
+        parent,
+      );
+      refuseShowDeleted(request);
+      const owners = ctx.model
+        .listServices(project)
+        .filter((s) => s.region === region && (service === '-' || s.name === service));
+      if (service !== '-' && owners.length === 0)
+        throw notFound(`Resource '${shown(parent)}' was not found`);
+      // "Results are sorted by creation time, descending" (ListRevisions,
+      // google/cloud/run/v2/revision.proto): every revision Cloud Run keeps, retired ones too.
+      const all = owners
+        .flatMap((s) => serviceRevisions(s).map((r) => ({ s, r })))
+        .sort((a, b) => b.r.madeAt - a.r.madeAt || compareText(b.r.name, a.r.name));
+      const { page, nextPageToken } = paginate(
+        all,
+        listPaging(request, ctx, ['ListRevisions', parent]),
+      );
+      return {
+        revisions: page.map(({ s, r }) => revisionResource(s, r)),
+        next_page_token: nextPageToken,
+      };
+    },
   };
 }
+
+const REVISIONS_PARENT = /^(projects\/[^/]+\/locations\/[^/]+)\/(services|workerPools)\/([^/]+)$/;
 
 export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
   return {

@@ -223,14 +223,14 @@ describe('GetRevision through the adapter', () => {
 
   it('answers NOT_FOUND for a revision another writer deleted between the list and the get', async () => {
     const split = (await byName(PROJECT)).get('split');
-    const older = (split?.servingRevisions ?? []).find((r) => r.name.startsWith('split-00000-'));
+    const older = (split?.servingRevisions ?? []).find((r) => r.name.startsWith('split-00001-'));
     expect(older).toBeDefined();
-    emulator.edit({
-      service: 'split',
-      project: PROJECT,
-      region: REGION,
-      deleteRevision: older?.name ?? '',
-    });
+    // Cloud Run deletes only a retired revision ("Only retired revisions can be deleted",
+    // DeleteRevisionRequest): another writer first sends all the traffic to the serving
+    // revision, then deletes the older one.
+    const target = { service: 'split', project: PROJECT, region: REGION };
+    emulator.edit({ ...target, previousRevision: null });
+    emulator.edit({ ...target, deleteRevision: older?.name ?? '' });
     const error = await failure(
       adapter.getRevisionMax(PROJECT, REGION, 'split', older?.name ?? ''),
     );
@@ -284,7 +284,7 @@ describe('observation', () => {
     expect(rows.get('split')?.maxNote).toBeUndefined();
     expect(rows.get('split-kept')).toMatchObject({ maxInstances: 7 });
     expect(rows.get('split-kept')?.maxNote).toMatch(
-      /split-kept-00000-\S+ 5 \+ split-kept-00001-\S+ 2 = 7$/,
+      /split-kept-00001-\S+ 5 \+ split-kept-00002-\S+ 2 = 7$/,
     );
     expect(rows.get('pinned')?.maxNote).toContain("serving revisions' own max");
     expect(o.problems).toEqual([]);
@@ -324,7 +324,7 @@ describe('observation', () => {
     expect(canaried.templateServes).toBeUndefined();
     expect(canaried.revisionMaxInstances).toBe(2);
     expect(canaried.servingRevisions).toEqual([
-      { name: expect.stringMatching(/^canaried-00000-/), inSplit: false },
+      { name: expect.stringMatching(/^canaried-00001-/), inSplit: false },
     ]);
     const o = await observe(policyOf(LATEST), ports, emulator.now().getTime());
     expect(
@@ -333,7 +333,7 @@ describe('observation', () => {
     expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
       [
         expect.stringMatching(
-          /^service\/canaried revision canaried-00000-\S+ \(tagged, outside the traffic split\)$/,
+          /^service\/canaried revision canaried-00001-\S+ \(tagged, outside the traffic split\)$/,
         ),
         3,
       ],

@@ -77,8 +77,9 @@ describe('POST /edit', () => {
     expect(service('gamma').scalingMode).toBe('MANUAL');
   });
 
-  it('deletes no revision when the rest of the edit is refused', async () => {
-    // alpha (max 2) splits its traffic with an older revision, which another writer may delete.
+  it('deletes no revision when the rest of the edit is refused, nor one that serves', async () => {
+    // alpha (max 2) splits its traffic with an older revision, which another writer may delete
+    // once it serves no more.
     expect(
       (await edit({ service: 'alpha', previousRevision: { maxInstances: 1, percent: 10 } })).status,
     ).toBe(200);
@@ -90,6 +91,12 @@ describe('POST /edit', () => {
     if (!state) throw new Error('no service alpha');
     const older = serviceRevisions(state).find((r) => r.role === 'previous')?.name ?? '';
     expect(older).not.toBe('');
+    // It keeps a share of the traffic: Cloud Run refuses to delete it (FAILED_PRECONDITION).
+    const serving = await edit({ service: 'alpha', deleteRevision: older });
+    expect(serving.status).toBe(400);
+    expect(serving.error).toMatch(/FAILED_PRECONDITION.*actively serving/);
+    // Another writer sends all the traffic back to the serving revision: the older one retires.
+    expect((await edit({ service: 'alpha', previousRevision: null })).status).toBe(200);
     const before = JSON.stringify(service('alpha'));
     const r = await edit({ service: 'alpha', minInstances: 3, deleteRevision: older });
     expect(r.status).toBe(400);

@@ -254,7 +254,7 @@ describe('the fleet model', () => {
     expect(revisions.size).toBe(2);
   });
 
-  it("gives the serving revision all the traffic once a split's older revision is deleted, and after a deployment", () => {
+  it('gives the serving revision all the traffic once the split ends, and after a deployment', () => {
     const m = model([
       svc('a', { revisionMaxInstances: 2, previousRevision: { maxInstances: 5, percent: 20 } }),
     ]);
@@ -264,13 +264,43 @@ describe('the fleet model', () => {
       ['previous', 20],
       ['serving', 80],
     ]);
-    const older = serviceRevisions(a).find((r) => r.role === 'previous')?.name ?? '';
-    a.deletedRevisions.push(older);
-    expect(shares()).toEqual([['serving', 100]]);
+    // Another writer sends all the traffic back to the serving revision: the older one is
+    // retired, kept as Cloud Run keeps it.
+    m.update(a, { previousRevision: null });
+    expect(shares()).toEqual([
+      ['serving', 100],
+      ['retired', 0],
+    ]);
     // Traffic to LATEST again: a deployment moves it to the new revision, with no split left.
     m.startDeployment(a, 0);
-    expect(shares()).toEqual([['serving', 100]]);
+    expect(shares()).toEqual([
+      ['serving', 100],
+      ['retired', 0],
+      ['retired', 0],
+    ]);
     expect(a.split).toBeNull();
+  });
+
+  it("keeps up to 1000 revisions a service, dropping the oldest retired ones, as Cloud Run's limit does", () => {
+    // "There is a maximum of 1000 revisions per service: If you exceed that limit, older
+    // revisions are automatically deleted" (https://cloud.google.com/run/docs/managing/revisions).
+    const m = model([
+      svc('a', { revisionMaxInstances: 2, previousRevision: { maxInstances: 5, percent: 20 } }),
+    ]);
+    const a = m.findService('a');
+    // The split stays on the first two revisions while deployments pile up without traffic.
+    for (let i = 0; i < 1005; i++) m.startDeployment(a, 0);
+    const revs = serviceRevisions(a);
+    expect(revs).toHaveLength(1000);
+    expect(revs.filter((r) => r.percent > 0).map((r) => [r.name.split('-')[1], r.percent])).toEqual(
+      [
+        ['00001', 20],
+        ['00002', 80],
+      ],
+    );
+    // The oldest retired ones went first; the newest is still the latest created.
+    expect(revs.some((r) => r.name.startsWith('a-00003-'))).toBe(false);
+    expect(revs.some((r) => r.name.startsWith('a-01007-'))).toBe(true);
   });
 
   it('fills the history during warm-up but counts refusals from the start', () => {

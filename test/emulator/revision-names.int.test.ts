@@ -172,7 +172,7 @@ describe('a revision name read twice', () => {
     expect(res.status).toBe(400);
     const text = await res.text();
     expect(text.trim().split('\n')).toHaveLength(1);
-    expect(text).toMatch(/split-00000-\w+.*immutable/);
+    expect(text).toMatch(/split-00001-\w+.*immutable/);
   });
 
   it('keeps its max after a deployment of a service whose template serves, and a split to the older one', async () => {
