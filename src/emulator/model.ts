@@ -115,7 +115,10 @@ export interface ServiceState extends ServiceKey {
   pendingRequests: number[];
   /** What Cloud Run derives when neither max is set: the pool's quota ÷ GPUs (100 without one). */
   unsetMax: number;
-  /** Revisions another writer deleted (short names): gone from traffic, NOT_FOUND when read. */
+  /**
+   * Retired revisions another writer deleted (short names; Cloud Run deletes no other, see
+   * {@link deleteRefusal}): NOT_FOUND when read, and no split can send them traffic again.
+   */
   deletedRevisions: string[];
   /**
    * The revisions the emulator models, each as it was made and never changed after (see
@@ -1005,8 +1008,10 @@ export class FleetModel {
       else spec.manualInstanceCount = count;
       s.spec = spec;
     }
-    // The revision before the serving one, as it was made; one the emulator never modeled (an
-    // older revision, say) is taken as the split or the tag describes it.
+    // The revision before the serving one, as it was made; one the emulator never modeled is
+    // taken as the split or the tag describes it. Before a first serving revision (00001) that is
+    // 00000, a revision Cloud Run never makes: a leniency kept for the acts and tests that split
+    // such a service (docs/emulator.md).
     const older = (maxInstances: number | undefined): number => {
       const index = s.revisionIndex - 1;
       if (revisionOf(s, index) === undefined)

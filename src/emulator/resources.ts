@@ -186,8 +186,9 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
   };
   const split = s.split;
   if (split) add(split.index, 'previous', split.percent);
-  // A split's older revision another writer deleted is gone from the traffic: the serving one
-  // takes it all, as the service's traffic shows.
+  // A split's older revision that is deleted is gone from the traffic: the serving one takes it
+  // all, as the service's traffic shows. (Another writer's edit cannot delete one that serves:
+  // model.ts, deleteRefusal; a state built by hand may hold one.)
   const kept = out.find((r) => !s.deletedRevisions.includes(r.name))?.percent ?? 0;
   add(s.revisionIndex, 'serving', 100 - kept);
   const tagged = s.tagged?.index;
