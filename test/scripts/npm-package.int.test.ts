@@ -16,9 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 /**
  * What `npm pack` (and so `npm publish`) puts in the package, listed by `npm pack --dry-run
  * --json` from the built tree: the command and everything it loads, the schemas and examples, the
- * licence, and nothing else. Source maps would point at `src/*.ts`, which the package does not
- * carry, and declarations serve no one: the package has no `main`, `types` or `exports`, it is a
- * command. Needs `npm run build` first (dist/ is what is listed).
+ * docs and the pictures they show, the licence, and nothing else. Source maps would point at
+ * `src/*.ts`, which the package does not carry, and declarations serve no one: the package has no
+ * `main`, `types` or `exports`, it is a command. Needs `npm run build` first (dist/ is what is
+ * listed).
  */
 const root = join(import.meta.dirname, '../..');
 const exec = promisify(execFile);
@@ -51,7 +52,7 @@ function relativeImports(text: string): string[] {
 }
 
 describe('the npm package', () => {
-  it('holds the command, the compiled code, the schemas, the examples and the licence only', () => {
+  it('holds the command, the compiled code, the schemas, the examples, the docs and the licence only', () => {
     expect(files.length).toBeGreaterThan(0);
     const allowed = [
       /^package\.json$/,
@@ -61,7 +62,7 @@ describe('the npm package', () => {
       /^dist\/src\/.+\.js$/,
       /^schema\/[^/]+\.schema\.json$/,
       /^examples\//,
-      /^docs\/[^/]+\.md$/,
+      /^docs\/[^/]+\.(md|png)$/,
     ];
     expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map') || f.endsWith('.d.ts'))).toEqual([]);
@@ -122,6 +123,34 @@ describe('the npm package', () => {
     }
     expect(named).toContain('docs/quota-requests.md');
     expect([...named].filter((d) => !files.includes(d))).toEqual([]);
+  });
+
+  it('ships every picture its README and docs show', () => {
+    // Before: the README showed docs/report.png, which `files` did not pack: the README of the
+    // installed package showed a broken image.
+    const documents = [
+      'README.md',
+      ...readdirSync(join(root, 'docs'))
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ];
+    const shown: string[] = [];
+    for (const doc of documents) {
+      const text = readFileSync(join(root, doc), 'utf8');
+      const targets = [
+        ...[...text.matchAll(/!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map(
+          (m) => m[1],
+        ),
+        ...[...text.matchAll(/<img\b[^>]*\bsrc\s*=\s*["']([^"']+)["']/gi)].map((m) => m[1]),
+      ];
+      for (const target of targets) {
+        // A picture on the web is not the package's to carry.
+        if (target === undefined || /^[a-z][a-z0-9+.-]*:/i.test(target)) continue;
+        shown.push(posix.normalize(posix.join(posix.dirname(doc), target.split(/[?#]/)[0] ?? '')));
+      }
+    }
+    expect(shown).toContain('docs/report.png');
+    expect(shown.filter((p) => !files.includes(p))).toEqual([]);
   });
 
   it("prints package.json's version for --version", async () => {
