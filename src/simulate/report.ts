@@ -39,6 +39,17 @@ function escape(text: string): string {
   );
 }
 
+/**
+ * A policy's weight as a person reads it: to three decimals, or to three significant digits where
+ * that keeps more (0.000123), thousands grouped. The policy takes any positive number, and a
+ * weight of 0.1 + 0.2 was printed 0.30000000000000004.
+ */
+const WEIGHT = new Intl.NumberFormat('en-US', {
+  maximumFractionDigits: 3,
+  maximumSignificantDigits: 3,
+  roundingPriority: 'morePrecision',
+});
+
 const fmt = (n: number | null, digits = 0): string =>
   n === null
     ? '—'
@@ -150,7 +161,9 @@ function servicesTable(result: SimulationResult, pool: string): string {
     });
     // A service the policy leaves alone has no priority or weight of its own (as in `governor plan`).
     const name = svc.managed ? escape(svc.name) : `${escape(svc.name)} <small>(unmanaged)</small>`;
-    const [priority, weight] = svc.managed ? [svc.priority, svc.weight] : ['–', '–'];
+    const [priority, weight] = svc.managed
+      ? [fmt(svc.priority), WEIGHT.format(svc.weight)]
+      : ['–', '–'];
     return `<tr><th scope="row">${name}</th><td>${priority}</td><td>${weight}</td><td>${fmt(svc.demandGpuMinutes)}</td>${cells.join('')}</tr>`;
   });
   const explained = columns.slice(0, 4);

@@ -917,6 +917,47 @@ describe('the caps chart’s numbers', () => {
   });
 });
 
+describe('priority and weight', () => {
+  it('are given as a person reads them, not as the floating point number they are', () => {
+    // Before: a weight of 0.1 + 0.2 read 0.30000000000000004, one of 1.23456789 all its digits,
+    // and a priority of a million 1000000.
+    const odd: Record<string, { priority: number; weight: number }> = {
+      a: { priority: 1_000_000, weight: 0.1 + 0.2 },
+      b: { priority: -7, weight: 1.23456789 },
+    };
+    const html = renderReport(
+      result(
+        [strategy('governor', [5, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])].map(
+          (s) => ({
+            ...s,
+            services: s.services.map((x) => ({ ...x, ...odd[x.name] })),
+          }),
+        ),
+        0.9,
+      ),
+    );
+    expect(html).toContain('<tr><th scope="row">a</th><td>1,000,000</td><td>0.3</td>');
+    expect(html).toContain('<tr><th scope="row">b</th><td>-7</td><td>1.235</td>');
+  });
+
+  it('keep a small weight, and a large one, to its digits that count', () => {
+    const html = renderReport(
+      result(
+        [strategy('governor', [5, 0], [2, 2])].map((s) => ({
+          ...s,
+          services: s.services.map((x) => ({
+            ...x,
+            weight: x.name === 'a' ? 0.000123456 : 1_000_000,
+          })),
+        })),
+        0.9,
+      ),
+    );
+    expect(html).toContain('<tr><th scope="row">a</th><td>0</td><td>0.000123</td>');
+    expect(html).toContain('<tr><th scope="row">b</th><td>0</td><td>1,000,000</td>');
+  });
+});
+
 describe('names and paths that hold HTML', () => {
   it('are text everywhere: title, tables, attributes and charts', () => {
     const evil = '<script>alert(1)</script>"onload="alert(2)\'<img src=x onerror=alert(3)>';
