@@ -220,6 +220,27 @@ function serviceColour(index: number): string {
 }
 
 /**
+ * The most characters of a service's name the report shows: 63, the most a DNS label has (RFC 1035,
+ * https://www.rfc-editor.org/rfc/rfc1035#section-2.3.4), which Google's API reference gives for a
+ * Cloud Run service's name ("must be 1-63 characters long, and comply with RFC1035",
+ * https://cloud.google.com/compute/docs/reference/rest/v1/networkEndpointGroups, `cloudRun.service`);
+ * the fleet file takes at most 49. A longer name, which only a result made otherwise can hold, is
+ * shown by its start and end around an ellipsis, as the legend shortens a name too long for a
+ * phone's chart: printed whole, a name of 300 characters made its column of a table 2,700 px
+ * wide and hid the numbers of every row.
+ */
+const SHOWN_NAME_CHARACTERS = 63;
+
+/** A service's name as the report shows it: whole up to {@link SHOWN_NAME_CHARACTERS}. */
+export function shownName(name: string): string {
+  const chars = [...name];
+  if (chars.length <= SHOWN_NAME_CHARACTERS) return name;
+  const keep = SHOWN_NAME_CHARACTERS - 1;
+  const head = Math.ceil(keep / 2);
+  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (keep - head)).join('')}`;
+}
+
+/**
  * A band of the caps chart: one service, or the sum of the services beyond the palette, told apart
  * by its colour and by its pattern (none for the sum of the others: the one plain band).
  */
@@ -239,7 +260,7 @@ export function capBands(series: PoolSeries): Band[] {
   const names = series.services;
   // The i-th band of its own: the i-th colour and the i-th pattern.
   const own = (name: string, i: number): Band => ({
-    name: `cap ${name}`,
+    name: `cap ${shownName(name)}`,
     colour: serviceColour(i),
     pattern: BAND_PATTERNS[i] ?? null,
     caps: caps(name),
@@ -503,7 +524,9 @@ function valueAxis(name: string, whole = false): echarts.EChartsOption['yAxis'] 
 function labelWidth(text: string): number {
   let width = 0;
   for (const c of text) {
-    if (/[il.,:;'()|! ]/.test(c)) width += 4;
+    // The ellipsis a shortened label holds is 1 em wide in DejaVu Sans, Arial and Helvetica alike.
+    if (c === '…') width += 12;
+    else if (/[il.,:;'()|! ]/.test(c)) width += 4;
     else if (/[mwMW%]/.test(c)) width += 11.5;
     else if (/[A-Z0-9]/.test(c)) width += 8.5;
     else width += 7.2;
@@ -552,19 +575,23 @@ function wrapTitle(title: string, width: number): string[] {
  * A legend label as shown in a chart `chartWidth` wide: whole when it fits, else its start and end
  * around an ellipsis. A Cloud Run name has up to 49 characters, too many for a phone's chart:
  * there a long label ran past the picture's edge and was cut, so every long name read the same;
- * names usually differ at their ends. The tables below the chart give every name whole.
+ * names usually differ at their ends. The tables below the chart give every name whole (in the
+ * title, past `SHOWN_NAME_CHARACTERS`).
  */
 export function legendLabel(text: string, chartWidth: number): string {
   // From the label's start to the picture's edge, against the estimate less the most it was seen
   // to err wide by (a label of 288 estimated pixels fits in 277 in Chromium): a label that fits is
   // never cut.
-  const max = (chartWidth - LEFT - iconWidth(chartWidth) - ICON_GAP) / 0.95;
-  if (labelWidth(text) <= max) return text;
+  const room = chartWidth - LEFT - iconWidth(chartWidth) - ICON_GAP;
+  if (labelWidth(text) <= room / 0.95) return text;
+  // A label shortened anyway is fitted to the room itself: the estimate errs wide on a mix of
+  // letters, not on a run of one (Chromium draws "x" 7.1 px wide, "n" 7.6), and a name of x's
+  // shortened to the estimate less its error ran 7 px past the phone's picture.
   const chars = [...text];
   for (let keep = chars.length - 1; keep > 2; keep--) {
     const head = Math.ceil(keep / 2);
     const shown = `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (keep - head)).join('')}`;
-    if (labelWidth(shown) <= max) return shown;
+    if (labelWidth(shown) <= room) return shown;
   }
   return `${chars[0] ?? ''}…`;
 }

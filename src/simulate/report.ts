@@ -5,6 +5,7 @@ import {
   CHART_WIDTHS,
   offsetChanges,
   refusedChart,
+  shownName,
   SMOOTH_MINUTES,
   type Chart,
   type TimeFrame,
@@ -37,6 +38,15 @@ function escape(text: string): string {
     /[&<>"']/g,
     (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] ?? c,
   );
+}
+
+/**
+ * A service's name as HTML: whole, or, past the characters the report shows (`shownName`), its
+ * start and end, with the whole name in the title.
+ */
+function nameHtml(name: string): string {
+  const shown = shownName(name);
+  return shown === name ? escape(name) : `<span title="${escape(name)}">${escape(shown)}</span>`;
 }
 
 /**
@@ -160,7 +170,9 @@ function servicesTable(result: SimulationResult, pool: string): string {
       return `<td>${fmt(m.refusedGpuMinutes)}${writes}</td>`;
     });
     // A service the policy leaves alone has no priority or weight of its own (as in `governor plan`).
-    const name = svc.managed ? escape(svc.name) : `${escape(svc.name)} <small>(unmanaged)</small>`;
+    const name = svc.managed
+      ? nameHtml(svc.name)
+      : `${nameHtml(svc.name)} <small>(unmanaged)</small>`;
     const [priority, weight] = svc.managed
       ? [fmt(svc.priority), WEIGHT.format(svc.weight)]
       : ['–', '–'];
@@ -203,7 +215,7 @@ function versusStaticCaps(result: SimulationResult, pool: string): string {
     .filter((s) => s.gov > s.fixed)
     .sort((a, b) => b.gov - b.fixed - (a.gov - a.fixed))
     .slice(0, 5)
-    .map((s) => `${escape(s.name)} (${fmt(s.gov)} against ${fmt(s.fixed)})`);
+    .map((s) => `${nameHtml(s.name)} (${fmt(s.gov)} against ${fmt(s.fixed)})`);
   const who = worse.length ? ` Most of the difference is in ${worse.join(', ')}.` : '';
   return `<div class="explain" id="versus-static-${escape(slug(pool))}"><h3>Why the governor refused more than the fleet’s static caps here</h3>
 <p>In this pool the governor refused ${fmt(g.refusedGpuMinutes)} GPU-minutes, the fleet’s static caps ${fmt(f.refusedGpuMinutes)}.${who}</p>
@@ -346,7 +358,7 @@ function capsNumbers(
  */
 function serviceCapsTable(result: SimulationResult, series: PoolSeries, governor: string): string {
   const zone = escape(result.timezone);
-  const heads = series.services.map((name) => `<th scope="col">${escape(name)}</th>`).join('');
+  const heads = series.services.map((name) => `<th scope="col">${nameHtml(name)}</th>`).join('');
   const rows = periods(result).map(({ from, to, label }) => {
     const cells = series.services.map(
       (name) => `<td>${fmt(sum(series.caps[name] ?? [], from, to) / (to - from), 1)}</td>`,

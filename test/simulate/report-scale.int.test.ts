@@ -235,6 +235,75 @@ describe('the report of many services over a week, in headless Chromium', () => 
   );
 
   it.each([1280, 390])(
+    'at %i px, names of 300 characters keep the tables and the legend in shape, whole in their titles',
+    async (width) => {
+      // Before: a 300-character name was printed whole. At 1280 px the per-service table's name
+      // column was 2,737 px wide, so the numbers of every row sat under it out of reach; the caps
+      // table (the chart's numbers) gave that service a column 2,645 px wide, and a name of words
+      // a column of 212 px and a header row 1,227 px tall; the legend ran 33 px past the picture.
+      const long: Record<string, string> = {
+        'svc-00': `svc-00-${'x'.repeat(293)}`,
+        'svc-01': `svc-01 ${'word '.repeat(58)}end`,
+        'svc-02': `svc-02-${EVIL}${'y'.repeat(300 - 7 - EVIL.length)}`,
+      };
+      const rename = (n: string) => long[n] ?? n;
+      const hand = handResult(3, 180, false);
+      const path = join(dir, `long-names-${width}.html`);
+      await writeFile(
+        path,
+        renderReport({
+          ...hand,
+          strategies: hand.strategies.map((s) => ({
+            ...s,
+            services: s.services.map((x) => ({ ...x, name: rename(x.name) })),
+            series: s.series.map((p) => ({
+              ...p,
+              services: p.services.map(rename),
+              caps: Object.fromEntries(Object.entries(p.caps).map(([n, c]) => [rename(n), c])),
+            })),
+          })),
+        }),
+      );
+      expect(Object.values(long).map((n) => n.length)).toEqual([300, 300, 300]);
+      const { page, dialogs } = await open(width, path);
+      await page.$$eval('details', (ds) => ds.forEach((d) => (d.open = true)));
+      const tables = await page.evaluate(() => {
+        const box = (t: Element | null) => t?.clientWidth ?? 0;
+        const services = document.querySelector('table.services');
+        const caps = document.querySelector('table.service-caps');
+        const names = [...(caps?.querySelectorAll('thead th') ?? [])].slice(1);
+        return {
+          servicesBox: box(services),
+          nameColumn: Math.max(
+            ...[...(services?.querySelectorAll('tbody th') ?? [])].map(
+              (c) => c.getBoundingClientRect().width,
+            ),
+          ),
+          capsBox: box(caps),
+          capsColumn: Math.max(...names.map((c) => c.getBoundingClientRect().width)),
+          capsHeader: caps?.querySelector('thead tr')?.getBoundingClientRect().height ?? 0,
+          titles: [...document.querySelectorAll('[title]')]
+            .map((e) => e.getAttribute('title') ?? '')
+            .filter((t) => t.length === 300),
+          page: document.documentElement.scrollWidth,
+        };
+      });
+      expect(tables.page).toBeLessThanOrEqual(width);
+      expect(tables.nameColumn).toBeLessThanOrEqual(tables.servicesBox / 2);
+      // As wide as the longest Cloud Run name's at most, on a phone too: 63 characters.
+      expect(tables.capsColumn).toBeLessThanOrEqual(Math.min(600, tables.capsBox));
+      expect(tables.capsHeader).toBeLessThanOrEqual(300);
+      // Every name whole in the title of each place it is shortened: two tables and the prose.
+      for (const name of Object.values(long))
+        expect(tables.titles.filter((t) => t === name).length, name).toBeGreaterThanOrEqual(2);
+      const [caps] = await charts(page);
+      expect(caps?.textRight).toBeLessThanOrEqual((caps?.svgRight ?? 0) + TOLERANCE);
+      expect(dialogs).toEqual([]);
+      await page.close();
+    },
+  );
+
+  it.each([1280, 390])(
     'sixty services over a week, named with HTML in them, at %i px: small, escaped, readable',
     async (width) => {
       // Before: 5.7 MB for a week of sixty services, twelve colours for sixty bands, a legend

@@ -917,6 +917,48 @@ describe('the caps chart’s numbers', () => {
   });
 });
 
+describe('a service name longer than Cloud Run allows', () => {
+  it('is shown by its start and end in the tables, the prose and the legend, whole in its title', () => {
+    // Before: a name of 300 characters (which only a result made otherwise than from a fleet file
+    // can hold) was printed whole: the per-service table's name column and the caps table's
+    // column of that service grew 2,600 px wide, and the chart's legend ran past the picture.
+    const long = (end: string) => `svc-${'x'.repeat(290)}-${end}`;
+    const names: Record<string, string> = { a: long('aaaaa'), b: `b-${'y'.repeat(61)}` };
+    const rename = (s: StrategyResult): StrategyResult => ({
+      ...s,
+      services: s.services.map((x) => ({ ...x, name: names[x.name] ?? x.name })),
+      series: s.series.map((p) => ({
+        ...p,
+        services: p.services.map((n) => names[n] ?? n),
+        caps: Object.fromEntries(Object.entries(p.caps).map(([n, c]) => [names[n] ?? n, c])),
+      })),
+    });
+    const html = renderReport(
+      result(
+        [strategy('governor', [90, 10], [2, 2]), strategy('fleet-caps', [20, 10], [4, 3], 30)].map(
+          rename,
+        ),
+        -0.5,
+      ),
+    );
+    const a = names['a'] ?? '';
+    const shown = `${a.slice(0, 31)}…${a.slice(-31)}`;
+    expect(a).toHaveLength(300);
+    // Nowhere whole as text; as its start and end, with the whole name in the title.
+    expect(html).not.toContain(`>${a}`);
+    const titled = `<span title="${a}">${shown}</span>`;
+    expect(html).toContain(`<th scope="row">${titled}</th>`);
+    expect(html).toContain(`<th scope="col">${titled}</th>`);
+    expect(html).toContain(`Most of the difference is in ${titled} (90 against 20)`);
+    expect(html).toContain(`>cap ${shown}</text>`);
+    // A name of 63 characters, as long as a DNS label, is shown whole, with no title.
+    const b = names['b'] ?? '';
+    expect(b).toHaveLength(63);
+    expect(html).toContain(`<th scope="row">${b}</th>`);
+    expect(html).not.toContain(`title="${b}"`);
+  });
+});
+
 describe('priority and weight', () => {
   it('are given as a person reads them, not as the floating point number they are', () => {
     // Before: a weight of 0.1 + 0.2 read 0.30000000000000004, one of 1.23456789 all its digits,
@@ -985,7 +1027,8 @@ describe('names and paths that hold HTML', () => {
       },
       { subtitle: evil, notes: [evil] },
     );
-    expect(html).toContain('Most of the difference is in a&lt;script&gt;');
+    // Longer than a name can be: shown by its start and end, whole in the title, escaped in both.
+    expect(html).toContain('Most of the difference is in <span title="a&lt;script&gt;alert(1)');
     // Escaped text holds no "<" and no '"': nothing of it can open a tag or leave an attribute.
     expect(html).not.toMatch(/<(script|img)/i);
     expect(html).not.toContain('"onload="');
