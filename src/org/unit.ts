@@ -1,7 +1,7 @@
 import type { Alert } from '../core/alert.js';
 import { discoveryKey } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
-import { decideNotifications, type ConditionState } from '../core/notify.js';
+import type { ConditionState } from '../core/notify.js';
 import { fanoutStaleAfter, type Policy } from '../core/policy.js';
 import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/run-alerts.js';
 import { splitUnits, unitLabel } from '../core/units.js';
@@ -9,7 +9,7 @@ import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCacheStore, StateStore } from '../ports/index.js';
 import { beforeDeadline } from '../reconcile/act.js';
-import { saveConditionsRebased } from '../reconcile/alerts.js';
+import { sendWithoutLease } from '../reconcile/alerts.js';
 import { errorMessage } from '../core/errors.js';
 
 /**
@@ -148,16 +148,25 @@ export async function decideUnit(
  * (https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic), where the module's
  * alert policy fires as well.
  *
- * Nothing here may hide the alert: when the condition state cannot be read the alert is published
- * anyway (it may repeat); when it cannot be published, an ERROR line carries it whole, which Cloud
- * Logging keeps. Bounded by `timeoutMs` (the function must still answer within its timeout).
+ * The unit holds no lease here (its run gave it back; another run may hold it), so the alert goes
+ * through the outbox with the store's atomic calls only (reconcile/alerts.ts sendWithoutLease):
+ * stored with its id before the state is saved and before it is published, so that a unit killed
+ * in between, or whose publish failed, has the next failed delivery, or the project's next run,
+ * send it again under the same id.
+ *
+ * Nothing here may hide the alert: when the condition state or the outbox cannot be read the alert
+ * is published anyway (it may repeat, under another id); when it cannot be published, an ERROR line
+ * carries it whole, which Cloud Logging keeps. Bounded by `timeoutMs` (the function must still answer within its timeout).
  * Says whether the alert was published (with it), fires already (published before, within
  * `renotifyAfter`: nothing sent), or could not be published (carried by the ERROR line only).
  */
 export async function alertFailedDelivery(
   policy: Policy,
   deps: {
-    store: Pick<StateStore, 'loadConditions' | 'saveConditions'>;
+    store: Pick<
+      StateStore,
+      'loadConditions' | 'saveConditions' | 'listOutbox' | 'putOutbox' | 'removeOutbox'
+    >;
     sink: AlertSink | null;
     log: Logger;
     nowMs: number;
@@ -184,57 +193,51 @@ export async function alertFailedDelivery(
       `${project}: the alert state could not be read, the delivery alert is sent anyway: ${errorMessage(e)}`,
     );
   }
-  const notifications = decideNotifications({
-    previous: loaded?.state ?? {},
-    current: [alert],
-    events: [],
-    now: at,
-    renotifyAfterMs: durationMs(policy.alerts.renotifyAfter),
-    runId: deps.runId,
-    scope: [],
-  });
-  const outgoing = notifications.publish;
-  if (outgoing.length === 0) {
-    log.log('INFO', `${project}: the delivery alert already fires: ${alert.summary}`);
-    return { outcome: 'firing' };
-  }
+  // Stored in the outbox before it is published, as a run's alerts are (sendWithoutLease): a unit
+  // killed before its state is saved has the next failed delivery send it again under its id.
+  let outgoing: Alert[] = [];
+  let sent: Awaited<ReturnType<typeof sendWithoutLease>>;
   try {
-    if (sink)
-      await beforeDeadline(
-        () => sink.publish(outgoing.map(alertMessage)),
-        bound,
-        `publishing the delivery alert of ${project}`,
-      );
+    sent = await sendWithoutLease(
+      { store, log, bound, wall: Date.now },
+      project,
+      alert,
+      { now: at, runId: deps.runId, renotifyAfterMs: durationMs(policy.alerts.renotifyAfter) },
+      loaded,
+      async (messages) => {
+        outgoing = messages;
+        if (sink)
+          await beforeDeadline(
+            () => sink.publish(messages.map(alertMessage)),
+            bound,
+            `publishing the delivery alert of ${project}`,
+          );
+      },
+    );
   } catch (e) {
+    // Stored in the outbox (unless the store failed too): the next run sends it, under its id.
     log.log('ERROR', `${project}: the delivery alert could not be published: ${errorMessage(e)}`, {
       undeliveredAlerts: outgoing,
     });
     return { outcome: 'unpublished' };
   }
-  for (const a of outgoing)
+  if (sent.sent.length === 0) {
+    log.log('INFO', `${project}: the delivery alert already fires: ${alert.summary}`);
+    return { outcome: 'firing' };
+  }
+  for (const a of sent.sent)
     log.log('ERROR', `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
-  if (loaded) {
-    try {
-      // The alert went out: a run that saved the state since it was read does not undo that
-      // (core/notify.ts rebaseConditions), or no run would ever resolve it.
-      await saveConditionsRebased(
-        { store, log, bound },
-        project,
-        loaded.state,
-        notifications.next,
-        loaded.version,
-      );
-    } catch (e) {
-      // Other runs kept saving meanwhile: the next failed delivery fires again (at least once).
-      log.log(
-        'ERROR',
-        `${project}: the delivery alert's state could not be saved: ${errorMessage(e)}`,
-      );
-    }
+  if (sent.unsaved !== undefined) {
+    // Other runs kept saving meanwhile: the message stays in the outbox, and the next failed
+    // delivery or run sends it again under its id.
+    log.log(
+      'ERROR',
+      `${project}: the delivery alert's state could not be saved: ${errorMessage(sent.unsaved)}`,
+    );
   }
   return {
     outcome: 'published',
-    alert: outgoing.find((a) => a.dedupKey === alert.dedupKey) ?? alert,
+    alert: sent.sent.find((a) => a.dedupKey === alert.dedupKey) ?? alert,
   };
 }
 

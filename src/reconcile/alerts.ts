@@ -37,6 +37,7 @@ import {
   fromTheFuture,
   MAX_OUTBOX_BYTES,
   PartialPublishError,
+  type Outbox,
   type ConditionState,
   type StateStore,
   type VersionedConditions,
@@ -278,10 +279,8 @@ async function alertProject(
   const mine = ready.filter((a) => a.runId === ctx.runId);
   // The condition messages a run that died stored and may not have sent (core/notify.ts
   // withStoredMessages): counted as sent, for they go out again below under their own ids.
-  const stored = withStoredMessages(
-    previous,
-    earlier.filter((a) => a.status !== 'event'),
-  );
+  const earlierConditions = earlier.filter((a) => a.status !== 'event');
+  const stored = withStoredMessages(previous, earlierConditions);
   const notifications = decideNotifications({
     previous: stored,
     current: conditions,
@@ -353,10 +352,11 @@ async function alertProject(
         ? new Set(storing.map((e) => e.alert.id))
         : null;
   const counted = kept === null ? notifications.next : keptState(stored, notifications, kept);
-  // Saved before the publish: what it counts as sent is in the outbox until Pub/Sub takes it. The
-  // base is the state as read, so that a save over another writer's keeps what the stored
-  // messages added (core/notify.ts rebaseConditions).
-  const saved = await saveRebased(run, project, previous, counted, version);
+  // Saved before the publish: what it counts as sent is in the outbox until Pub/Sub takes it. Over
+  // another writer's save, the stored messages are counted in what it saved too, and this run's
+  // decisions laid over that (core/notify.ts rebaseConditions): so a firing a run refused the
+  // lease stored, saved and left here, which this run resolves, is not kept firing by its save.
+  const saved = await saveRebased(run, project, stored, counted, version, earlierConditions);
   // Some messages may go out when others fail (another pool's, on its own ordering key): those
   // leave the outbox; what did not go out stays there, and the next run sends it again.
   await publish(run, project, outgoing, mine, (acknowledged) =>
@@ -455,19 +455,23 @@ function logUnreadableConditions(run: Run, project: string, loaded: VersionedCon
 const SAVE_ATTEMPTS = 3;
 
 /**
- * Saves the condition state this run decided from `base` (read at `version`). When another writer
- * saved in between (a run refused the lease, saving its `governor.degraded`; for that run, the
- * lease's holder), the state is read
- * again and this run's decisions are laid over it (core/notify.ts rebaseConditions), rather than
- * failing a run whose alerts are already stored to go out: its next run would decide them again.
+ * Saves the condition state this run decided from `base` (read at `version`, with `folded`, the
+ * outbox's condition messages of earlier runs, counted in it: core/notify.ts withStoredMessages).
+ * When another writer saved in between (a run refused the lease, or a unit whose delivery failed,
+ * saving its `governor.degraded`), the state is read again, `folded` counted in it as in `base`,
+ * and this run's decisions are laid over it (core/notify.ts rebaseConditions), rather than failing
+ * a run whose alerts are already stored to go out: its next run would decide them again. Counted
+ * on both sides, a message the other writer stored and saved, which this run resolves, is resolved
+ * in the state saved, not kept firing as the other writer saved it.
  * Returns the state saved and its version.
  */
-export async function saveRebased(
+async function saveRebased(
   run: Run,
   project: string,
   base: ConditionState,
   mine: ConditionState,
   version: string | null,
+  folded: readonly Alert[] = [],
 ): Promise<{ state: ConditionState; version: string }> {
   return saveConditionsRebased(
     { store: run.deps.store, log: run.deps.log, bound: alertGrace(run) },
@@ -475,14 +479,15 @@ export async function saveRebased(
     base,
     mine,
     version,
+    folded,
   );
 }
 
 /**
- * {@link saveRebased} for a caller outside a run (the organisation unit's delivery alert): each
- * call to the store bounded by `bound`, as beforeDeadline takes it.
+ * {@link saveRebased} for a caller outside a run (sendWithoutLease, when it sends without the
+ * outbox): each call to the store bounded by `bound`, as beforeDeadline takes it.
  */
-export async function saveConditionsRebased(
+async function saveConditionsRebased(
   deps: {
     store: Pick<StateStore, 'saveConditions' | 'loadConditions'>;
     log: Logger;
@@ -492,6 +497,7 @@ export async function saveConditionsRebased(
   base: ConditionState,
   mine: ConditionState,
   version: string | null,
+  folded: readonly Alert[] = [],
 ): Promise<{ state: ConditionState; version: string }> {
   let state = mine;
   let expected = version;
@@ -514,9 +520,221 @@ export async function saveConditionsRebased(
         'INFO',
         `${project}: the alert state was saved by another run since this one read it; this run's conditions are laid over it`,
       );
-      state = rebaseConditions(base, mine, fresh.state);
+      state = rebaseConditions(base, mine, withStoredMessages(fresh.state, folded));
       expected = fresh.version;
     }
+  }
+}
+
+/**
+ * A condition told by a process that does not hold the project's lease, so owns neither its
+ * condition state nor its outbox: the `governor.degraded` (reason `lease`) of a run refused the
+ * lease, and (reason `delivery`) of an organisation's unit whose delivery failed. It keeps the
+ * outbox's guarantee all the same (docs/alerts.md): the message
+ * is stored in the outbox with its id, then the state that counts it is saved, then it is
+ * published and removed. A process killed in between leaves it there: the next such process finds
+ * it (its `firing` counted as sent, core/notify.ts withStoredMessages) and sends it again under
+ * its first id, and so does the holder's next run, which resolves it.
+ *
+ * Only through the store's atomic calls, never over the holder's writes: the entry is added to the
+ * outbox (one store call, which keeps the holder's entries; stored only while the outbox has room
+ * for it below half its bound, as the holder's own conditions are: roomFor), and the state is
+ * saved versioned. When the holder saved since, nothing is laid over its state blindly: the state
+ * is read again with the outbox, and what the outbox still holds of this condition (this
+ * message, the holder's `resolved` of it) is folded into it ({@link saveCounting}). A message the
+ * outbox no longer holds was published and removed by the holder's run, whose saved state
+ * counts it already (resolved, or firing on).
+ *
+ * `loaded`: the state as the caller read it; null when it could not be read, and then, as when the
+ * outbox cannot be read or written, the message is published without it and the state saved
+ * after (at least once: the next such process may send it again under its own id). `publish`
+ * throws when the messages did not all go out; they stay in the outbox then, counted as sent, and
+ * the next process sends them under the same ids. Returns the messages sent (those left by a
+ * process that died, then the new one; none when the condition fires already) and the error the
+ * state's save failed with, if it did: the message went out all the same, and stays in the outbox
+ * for the next process to count.
+ */
+export async function sendWithoutLease(
+  deps: {
+    store: Pick<
+      StateStore,
+      'loadConditions' | 'saveConditions' | 'listOutbox' | 'putOutbox' | 'removeOutbox'
+    >;
+    log: Logger;
+    bound: Parameters<typeof beforeDeadline>[1];
+    wall: () => number;
+  },
+  project: string,
+  condition: Alert,
+  decide: { now: string; runId: string; renotifyAfterMs: number },
+  loaded: VersionedConditions | null,
+  publish: (outgoing: Alert[]) => Promise<void>,
+): Promise<{ sent: Alert[]; unsaved?: unknown }> {
+  const { store, log, bound } = deps;
+  const key = condition.dedupKey;
+  const what = `the ${condition.type} alert (reason ${String(condition.details['reason'])}) of ${project}`;
+  let box: Outbox | null = null;
+  if (loaded !== null) {
+    try {
+      box = await beforeDeadline(
+        () => store.listOutbox(project),
+        bound,
+        `reading the outbox of ${project}`,
+      );
+    } catch (e) {
+      log.log(
+        'WARNING',
+        `${project}: the outbox could not be read, so ${what} is sent without it: ${errorMessage(e)}`,
+      );
+    }
+  }
+  // What a process that died left of this condition: its firing is taken as sent (not decided
+  // again under a new id) and sent again. The holder's `resolved` is not taken here: it goes out
+  // from the holder's run, and this one fires anew once the holder's saved state says resolved.
+  const leftovers = box === null ? [] : toldOf(box, key).filter((a) => a.status === 'firing');
+  const notifications = decideNotifications({
+    previous: loaded === null ? {} : withStoredMessages(loaded.state, leftovers),
+    current: [condition],
+    events: [],
+    now: decide.now,
+    renotifyAfterMs: decide.renotifyAfterMs,
+    runId: decide.runId,
+    scope: [],
+  });
+  const fresh = notifications.publish.map((a) => entry(fitterOf(deps), a, 'ready'));
+  const outgoing = [...leftovers, ...fresh.map((e) => e.alert)];
+  if (outgoing.length === 0) return { sent: [] };
+  let stored = false;
+  if (loaded !== null && box !== null) {
+    const room = roomFor(
+      box.entries.map((e) => alertBytes(e.alert)),
+      fresh.map((e) => alertBytes(e.alert)),
+    );
+    if (room < fresh.length) {
+      log.log(
+        'WARNING',
+        `${project}: the outbox is over half its bound, so ${what} is sent without it`,
+      );
+    } else {
+      try {
+        if (fresh.length > 0)
+          await beforeDeadline(() => store.putOutbox(project, fresh), bound, `storing ${what}`);
+        stored = true;
+      } catch (e) {
+        log.log(
+          'WARNING',
+          `${project}: ${what} could not be stored in the outbox, so it is sent without it: ${errorMessage(e)}`,
+        );
+      }
+    }
+  }
+  let unsaved: unknown;
+  let saved = false;
+  if (stored && loaded !== null && box !== null) {
+    try {
+      await saveCounting(
+        deps,
+        project,
+        loaded,
+        [...toldOf(box, key), ...fresh.map((e) => e.alert)],
+        key,
+      );
+      saved = true;
+    } catch (e) {
+      unsaved = e;
+    }
+  }
+  await publish(outgoing);
+  if (saved) {
+    try {
+      await beforeDeadline(
+        () =>
+          store.removeOutbox(
+            project,
+            outgoing.map((a) => a.id),
+          ),
+        bound,
+        `removing the published ${what}`,
+      );
+    } catch (e) {
+      log.log(
+        'WARNING',
+        `${project}: could not remove from the outbox ${what}, published; the next run sends it again, under the same id: ${errorMessage(e)}`,
+      );
+    }
+  } else if (!stored && loaded !== null) {
+    try {
+      await saveConditionsRebased(deps, project, loaded.state, notifications.next, loaded.version);
+    } catch (e) {
+      unsaved = e;
+    }
+  }
+  return unsaved === undefined ? { sent: outgoing } : { sent: outgoing, unsaved };
+}
+
+/** What {@link entry} needs, out of a caller's log and wall clock. */
+function fitterOf(deps: { log: Logger; wall: () => number }): {
+  deps: { log: Logger };
+  wall: () => number;
+} {
+  return { deps: { log: deps.log }, wall: deps.wall };
+}
+
+/** The condition messages of `key` ready in the outbox, oldest first. */
+function toldOf(box: Outbox, key: string): Alert[] {
+  return box.entries
+    .filter((e) => e.state === 'ready' && e.alert.dedupKey === key && e.alert.status !== 'event')
+    .map((e) => e.alert);
+}
+
+/**
+ * Saves `loaded` with `told` (the outbox's messages of condition `key`, this process's among them)
+ * counted as sent (withStoredMessages: a `resolved` the holder stored after a firing undoes it).
+ * Versioned: when another writer saved since, the state and the outbox are read again and what the
+ * outbox still holds of `key` is counted over the state as stored now. Nothing is saved when the
+ * state counts it all already.
+ */
+async function saveCounting(
+  deps: {
+    store: Pick<StateStore, 'loadConditions' | 'saveConditions' | 'listOutbox'>;
+    log: Logger;
+    bound: Parameters<typeof beforeDeadline>[1];
+  },
+  project: string,
+  loaded: VersionedConditions,
+  told: readonly Alert[],
+  key: string,
+): Promise<void> {
+  let { state, version } = loaded;
+  for (let attempt = 1; ; attempt += 1) {
+    const next = withStoredMessages(state, told);
+    if (JSON.stringify(next) === JSON.stringify(state)) return;
+    try {
+      await beforeDeadline(
+        () => deps.store.saveConditions(project, next, version),
+        deps.bound,
+        `saving the alert state of ${project}`,
+      );
+      return;
+    } catch (e) {
+      if (!(e instanceof ConflictError) || attempt >= SAVE_ATTEMPTS) throw e;
+    }
+    const fresh = await beforeDeadline(
+      () => deps.store.loadConditions(project),
+      deps.bound,
+      `reading the alert state of ${project} again`,
+    );
+    const box = await beforeDeadline(
+      () => deps.store.listOutbox(project),
+      deps.bound,
+      `reading the outbox of ${project} again`,
+    );
+    deps.log.log(
+      'INFO',
+      `${project}: the alert state was saved by another run since this one read it; what the outbox holds of ${key} is counted over it`,
+    );
+    ({ state, version } = fresh);
+    told = toldOf(box, key);
   }
 }
 

@@ -1,11 +1,10 @@
-import { decideNotifications } from '../core/notify.js';
 import { durationMs } from '../core/duration.js';
 import { leaseHeldAlert, type HeldLease } from '../core/run-alerts.js';
 import { oneLine } from '../core/text.js';
 import { ConflictError, errorMessage } from '../core/errors.js';
 import type { LeaseResult } from '../ports/index.js';
 import { beforeDeadline } from './act.js';
-import { publish, saveRebased } from './alerts.js';
+import { publish, sendWithoutLease } from './alerts.js';
 import {
   alertGrace,
   logRunFailed,
@@ -149,9 +148,11 @@ function describeHeldLease(l: HeldLease, unlockHint = 'governor unlock --policy 
 }
 
 /**
- * governor.degraded (reason lease) for each project whose lease another held. Published and its
- * state saved like any condition (the save is versioned, so it cannot overwrite the holder's);
- * the holder's next run, judging the whole project, resolves it.
+ * governor.degraded (reason lease) for each project whose lease another held. This run does not own
+ * the project's state: the alert is stored in the outbox, its state saved versioned and it is
+ * published, through the store's atomic calls only (alerts.ts sendWithoutLease), so that a run
+ * killed before the save has the next send it again under the same id; the holder's next run,
+ * judging the whole project, resolves it.
  */
 export async function alertLeaseHeld(run: Run): Promise<void> {
   const { deps, report, ctx } = run;
@@ -159,26 +160,27 @@ export async function alertLeaseHeld(run: Run): Promise<void> {
   for (const refused of report.leaseHeld) {
     const { project } = refused;
     try {
-      const { state: previous, version } = await beforeDeadline(
+      const loaded = await beforeDeadline(
         () => deps.store.loadConditions(project),
         grace,
         `reading the alert state of ${project}`,
       );
-      const notifications = decideNotifications({
-        previous,
-        current: [leaseHeldAlert(ctx, refused)],
-        events: [],
-        now: ctx.at,
-        renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
-        runId: ctx.runId,
-        scope: [],
-      });
-      await publish(run, project, notifications.publish, []);
-      // Laid over what the holder saved since the read (core/notify.ts rebaseConditions): the
-      // alert went out, and unsaved, the holder's next run would never resolve it.
-      await saveRebased(run, project, previous, notifications.next, version);
+      const { unsaved } = await sendWithoutLease(
+        { store: deps.store, log: deps.log, bound: grace, wall: run.wall },
+        project,
+        leaseHeldAlert(ctx, refused),
+        {
+          now: ctx.at,
+          runId: ctx.runId,
+          renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
+        },
+        loaded,
+        (outgoing) => publish(run, project, outgoing, []),
+      );
+      if (unsaved !== undefined) throw unsaved;
     } catch (e) {
-      // The holder kept saving its own state meanwhile: the next refused run fires again.
+      // The holder kept saving its own state meanwhile: what went out stays in the outbox, and the
+      // next run sends it again under the same id.
       const what = e instanceof ConflictError ? 'could not save' : 'could not publish or save';
       const message = `${project}: ${what} the lease alert: ${errorMessage(e)}`;
       deps.log.log('ERROR', message);

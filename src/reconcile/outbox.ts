@@ -2,6 +2,7 @@ import { alertBytes, fitWhole, MAX_ALERT_BYTES, type Alert } from '../core/alert
 import { plannedEvents, settlePlannedEvent } from '../core/run-alerts.js';
 import { cutText, faultText } from '../core/errors.js';
 import type { Outbox, OutboxEntry, RunRecord } from '../ports/index.js';
+import type { Logger } from '../log.js';
 import { beforeDeadline } from './act.js';
 import { legacyUndelivered, stripLegacyUndelivered } from './run-record.js';
 import { alertGrace, type Decided, type Run } from './run.js';
@@ -80,7 +81,11 @@ export async function prepareOutbox(
  * after them. The writes a cut event leaves out have each their own line (act.ts), and its
  * summary counts them all.
  */
-export function entry(run: Run, alert: Alert, state: OutboxEntry['state']): OutboxEntry {
+export function entry(
+  run: Pick<Fitter, 'deps'> & { wall: () => number },
+  alert: Alert,
+  state: OutboxEntry['state'],
+): OutboxEntry {
   return { alert: fitted(run, alert), state, storedAt: new Date(run.wall()).toISOString() };
 }
 
@@ -95,7 +100,7 @@ export function entry(run: Run, alert: Alert, state: OutboxEntry['state']): Outb
  * (https://cloud.google.com/pubsub/quotas#resource_limits), and with it every message of its
  * ordering key, the pool, at every run.
  */
-export function fitted(run: Run, alert: Alert): Alert {
+export function fitted(run: Fitter, alert: Alert): Alert {
   const fit = fitWhole(alert);
   if (fit.truncated === null && fit.omitted === null && fit.summaryCut === null) return fit.alert;
   const cuts = [
@@ -121,6 +126,11 @@ export function fitted(run: Run, alert: Alert): Alert {
     `${alert.project}: the ${alert.type} ${alert.status === 'event' ? 'event' : 'alert'} ${cutText(alert.id, 200)} is over the ${MAX_ALERT_BYTES} bytes one alert may hold; ${cuts.join('; ')}${bytes > MAX_ALERT_BYTES ? `; still ${bytes} bytes` : ''}`,
   );
   return fit.alert;
+}
+
+/** What fitting a message needs of its run: the log its cuts are told in. */
+interface Fitter {
+  deps: { log: Logger };
 }
 
 /** Events earlier versions kept in run records go to the outbox, and leave the records. */

@@ -6,6 +6,7 @@ import { deliveryVerdict } from '../../src/core/work.js';
 import { memoryLogger } from '../../src/log.js';
 import { alertFailedDelivery } from '../../src/org/unit.js';
 import { UnavailableError } from '../../src/core/errors.js';
+import type { StateStore } from '../../src/ports/index.js';
 
 /**
  * The unit's last-delivery alert (src/org/unit.ts) when its state or Pub/Sub fail: the alert is
@@ -33,6 +34,15 @@ const deps = (over: Partial<Deps> = {}): Deps => ({
   ...over,
 });
 
+/** The outbox of `store`, for a test store that changes only how the condition state is kept. */
+const outboxOf = (
+  store: StateStore,
+): Pick<StateStore, 'listOutbox' | 'putOutbox' | 'removeOutbox'> => ({
+  listOutbox: store.listOutbox.bind(store),
+  putOutbox: store.putOutbox.bind(store),
+  removeOutbox: store.removeOutbox.bind(store),
+});
+
 describe('alertFailedDelivery', () => {
   it('publishes once per episode and keeps the state', async () => {
     const sink = new RecordingSink();
@@ -56,6 +66,7 @@ describe('alertFailedDelivery', () => {
     let otherSaved = false;
     const d = deps({
       store: {
+        ...outboxOf(store),
         loadConditions: store.loadConditions.bind(store),
         saveConditions: async (project, state, version) => {
           if (!otherSaved) {
@@ -79,6 +90,7 @@ describe('alertFailedDelivery', () => {
     const log = memoryLogger();
     const d = deps({
       store: {
+        ...outboxOf(store),
         loadConditions: () => Promise.reject(new UnavailableError('store down')),
         saveConditions: store.saveConditions.bind(store),
       },
@@ -93,7 +105,7 @@ describe('alertFailedDelivery', () => {
     expect((await store.loadConditions('gpu-proj-0001')).state).toEqual({});
   });
 
-  it('logs the whole alert when Pub/Sub refuses it, and does not mark it sent', async () => {
+  it('logs the whole alert when Pub/Sub refuses it, and keeps it for the next to send', async () => {
     const sink = new RecordingSink(() => 0);
     sink.failRate = 1;
     const log = memoryLogger();
@@ -102,10 +114,19 @@ describe('alertFailedDelivery', () => {
     const line = log.lines.find((l) => /could not be published/.test(l.message));
     expect(line?.severity).toBe('ERROR');
     expect(JSON.stringify(line?.fields)).toContain('failed its last delivery (5 of 5)');
-    // Not saved as firing: the next failed delivery tries again.
-    expect((await d.store.loadConditions('gpu-proj-0001')).state).toEqual({});
+    // Kept in the outbox, counted as sent: the next failed delivery sends it again, under its id.
+    const [kept] = (await d.store.listOutbox('gpu-proj-0001')).entries;
+    expect(kept?.alert.id).toBe('run-1:governor.degraded:gpu-proj-0001:delivery:firing');
+    expect(Object.keys((await d.store.loadConditions('gpu-proj-0001')).state)).toEqual([
+      'governor.degraded:gpu-proj-0001:delivery',
+    ]);
     sink.failRate = 0;
-    expect((await alertFailedDelivery(policy, d, failed)).outcome).toBe('published');
+    expect(await alertFailedDelivery(policy, { ...d, runId: 'run-2' }, failed)).toMatchObject({
+      outcome: 'published',
+      alert: { id: kept?.alert.id },
+    });
+    expect(sink.delivered).toHaveLength(1);
+    expect((await d.store.listOutbox('gpu-proj-0001')).entries).toEqual([]);
   });
 
   it('without a topic, the alert is only logged, as every alert of a policy without one', async () => {

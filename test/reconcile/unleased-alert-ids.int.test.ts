@@ -1,0 +1,341 @@
+/**
+ * The two conditions a run sends without holding the project's lease: `governor.degraded` (reason
+ * `lease`) of a run refused the lease, and (reason `delivery`) of an organisation's unit whose
+ * delivery failed. Each is stored in the outbox with its id before the state that counts it is
+ * saved and before it is published, so a run killed between the publish and the save has the next
+ * such run send it again under its first id (or nothing), never under a new one; the run that holds
+ * the lease resolves it once. Another governor holds the lease, and writes the state, meanwhile.
+ * Real clients: Google's Pub/Sub emulator (a subscription with ordering) and, as the state store,
+ * memory, a state file and Google's Firestore emulator.
+ */
+import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { createPubSubAlertSink } from '../../src/adapters/pubsub.js';
+import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import { memoryLogger } from '../../src/log.js';
+import { alertFailedDelivery } from '../../src/org/unit.js';
+import type { AlertSink, StateStore } from '../../src/ports/index.js';
+import { reconcile, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
+import { FIRESTORE_CALL_TIMEOUT_MS } from '../support/firestore-emulator.js';
+import { onePoolFleet } from '../support/fixtures.js';
+import { mortal, pick } from '../support/mortal.js';
+import { sharedFirestoreEmulator, sharedPubSubEmulator } from '../support/shared-emulators.js';
+import { waitUntil } from '../support/wait.js';
+
+const PROJECT = 'ua-project';
+const REGION = 'us-central1';
+/** A message beyond those awaited (a duplicate) would arrive in this quiet time. */
+const QUIET_MS = 1_500;
+/** Another governor's run, holding the project's lease. */
+const HOLDER = 'gov-0123456789ab/run-holder@elsewhere:1';
+
+let admin: PubSub;
+
+beforeAll(async () => {
+  const pubsub = await sharedPubSubEmulator(PROJECT);
+  process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
+  admin = new PubSub({ projectId: PROJECT });
+  process.env.FIRESTORE_EMULATOR_HOST = (await sharedFirestoreEmulator('ua-state')).endpoint;
+});
+
+afterAll(async () => {
+  await admin?.close();
+  delete process.env.PUBSUB_EMULATOR_HOST;
+  delete process.env.FIRESTORE_EMULATOR_HOST;
+});
+
+type StoreKind = 'memory' | 'file' | 'firestore';
+const KINDS: readonly StoreKind[] = ['memory', 'file', 'firestore'];
+
+interface World {
+  store: StateStore;
+  sink: AlertSink;
+  received: Alert[];
+  policy: ReturnType<typeof parsePolicy>;
+  deps: (store: StateStore, sink: AlertSink) => ReconcileDeps;
+  /** A store and a sink that stop answering for good once Pub/Sub acknowledged a publish. */
+  dying: () => { store: StateStore; sink: AlertSink; dead: () => boolean };
+}
+
+async function inWorld(kind: StoreKind, body: (w: World) => Promise<void>): Promise<void> {
+  const tag = Math.random().toString(16).slice(2, 10);
+  const topicName = `projects/${PROJECT}/topics/alerts-${tag}`;
+  const [topic] = await admin.createTopic(`alerts-${tag}`);
+  const [subscription]: [Subscription, ...unknown[]] = await topic.createSubscription(
+    `all-${tag}`,
+    { enableMessageOrdering: true },
+  );
+  const received: Alert[] = [];
+  subscription.on('message', (m: Message) => {
+    received.push(JSON.parse(m.data.toString('utf8')) as Alert);
+    m.ack();
+  });
+  const model = new FleetModel(
+    validateFleet(
+      onePoolFleet(PROJECT, REGION, 4, [
+        ['idle', 3, 0],
+        ['busy', 1, 3],
+      ]),
+    ),
+  );
+  const policy = parsePolicy({
+    version: 1,
+    projects: [PROJECT],
+    defaults: { headroom: 0, scaleDownDelay: '0s' },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+    alerts: { topic: topicName, renotifyAfter: '1h' },
+  });
+  const dir = kind === 'file' ? await mkdtemp(join(tmpdir(), 'ua-state-')) : null;
+  const store =
+    kind === 'memory'
+      ? createMemoryStateStore()
+      : dir !== null
+        ? createFileStateStore({ dir })
+        : createFirestoreStateStore({
+            projectId: 'ua-state',
+            collection: `ua-${tag}`,
+            timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+          });
+  const sink = createPubSubAlertSink({ topic: topicName, maxAttempts: 2, minBackoffMs: 10 });
+  const deps = (s: StateStore, k: AlertSink): ReconcileDeps => ({
+    ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
+    store: s,
+    sink: k,
+    log: memoryLogger(),
+    now: async () => model.now,
+    sleep: async () => {},
+  });
+  const dying = () => {
+    let dead = false;
+    return {
+      store: mortal(pick(store), () => dead),
+      sink: mortal<AlertSink>(
+        {
+          publish: async (messages) => {
+            const results = await sink.publish(messages);
+            dead = true;
+            return results;
+          },
+        },
+        () => dead,
+      ),
+      dead: () => dead,
+    };
+  };
+  try {
+    await body({ store, sink, received, policy, deps, dying });
+  } finally {
+    await subscription.close();
+    await Promise.all([sink.close(), store.close()]);
+    if (dir !== null) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The other governor writes the project's condition state, as its run would, while it holds the lease. */
+async function holderSaves(store: StateStore): Promise<void> {
+  const { state, version } = await store.loadConditions(PROJECT);
+  await store.saveConditions(PROJECT, state, version);
+}
+
+/** Every message of `key`, once the quiet time passed: one id per status, firing before resolved. */
+async function toldOnce(received: readonly Alert[], key: string, first: string): Promise<void> {
+  await waitUntil(
+    `${key} to resolve`,
+    () => received.some((a) => a.dedupKey === key && a.status === 'resolved'),
+    Boolean,
+    { timeoutMs: 30_000 },
+  );
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+  const of = received.filter((a) => a.dedupKey === key);
+  expect([...new Set(of.filter((a) => a.status === 'firing').map((a) => a.id))]).toEqual([first]);
+  expect(new Set(of.filter((a) => a.status === 'resolved').map((a) => a.id)).size).toBe(1);
+  // Copies dropped by id, a subscriber hears it fire, then resolve.
+  const seen = of.filter((a, i) => of.findIndex((b) => b.id === a.id) === i).map((a) => a.status);
+  expect(seen).toEqual(['firing', 'resolved']);
+}
+
+describe('a condition sent without the lease keeps its id after a crash', () => {
+  for (const kind of KINDS) {
+    it(
+      `governor.degraded (lease), ${kind} store: the next refused run sends no new id`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
+          const key = `governor.degraded:${PROJECT}:lease`;
+          expect(
+            (await store.acquireLease(PROJECT, HOLDER, 10 * 60_000, new Date().toISOString()))
+              .acquired,
+          ).toBe(true);
+          const first = dying();
+          void reconcile(policy, deps(first.store, first.sink), {
+            runId: 'run-refused-1',
+            deadlineMs: 60_000,
+            leaseAttempts: 1,
+          }).catch(() => {});
+          await waitUntil('the refused run to die', first.dead, Boolean, { timeoutMs: 30_000 });
+          await holderSaves(store);
+          const again = await reconcile(policy, deps(store, sink), {
+            runId: 'run-refused-2',
+            deadlineMs: 60_000,
+            leaseAttempts: 1,
+          });
+          expect(again.outcome).toBe('lease-held');
+          await holderSaves(store);
+          // The holder's run ends; the next run takes the lease and resolves the condition.
+          await store.breakLease(PROJECT);
+          const governed = await reconcile(policy, deps(store, sink), {
+            runId: 'run-holder',
+            deadlineMs: 60_000,
+          });
+          expect(governed.outcome).toBe('ok');
+          await toldOnce(received, key, `run-refused-1:${key}:firing`);
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+        }),
+      90_000,
+    );
+
+    it(
+      `governor.degraded (delivery), ${kind} store: the next failed delivery sends no new id`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
+          const key = `governor.degraded:${PROJECT}:delivery`;
+          const failed = (attempt: number) => ({
+            project: PROJECT,
+            verdict: { kind: 'last', attempt, maxAttempts: 5 } as const,
+            cause: 'the run deadline passed while observing',
+            messageId: '7',
+            dispatchId: 'd-1',
+          });
+          // Another governor holds the lease and writes the state meanwhile.
+          await store.acquireLease(PROJECT, HOLDER, 10 * 60_000, new Date().toISOString());
+          const first = dying();
+          const unit = (runId: string, s: StateStore, k: AlertSink) => ({
+            store: s,
+            sink: k,
+            log: memoryLogger(),
+            nowMs: Date.now(),
+            runId,
+            timeoutMs: 10_000,
+          });
+          void alertFailedDelivery(
+            policy,
+            unit('unit-1', first.store, first.sink),
+            failed(5),
+          ).catch(() => {});
+          await waitUntil('the unit to die', first.dead, Boolean, { timeoutMs: 30_000 });
+          await holderSaves(store);
+          const again = await alertFailedDelivery(policy, unit('unit-2', store, sink), failed(6));
+          expect(again.outcome).not.toBe('unpublished');
+          await holderSaves(store);
+          await store.breakLease(PROJECT);
+          const governed = await reconcile(policy, deps(store, sink), {
+            runId: 'run-holder',
+            deadlineMs: 60_000,
+          });
+          expect(governed.outcome).toBe('ok');
+          await toldOnce(received, key, `unit-1:${key}:firing`);
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+        }),
+      90_000,
+    );
+  }
+});
+
+describe("the holder's run meets a refused run's message in the outbox", () => {
+  for (const kind of KINDS) {
+    it(
+      `${kind} store: it resolves the condition once, whichever saved first`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
+          const key = `governor.degraded:${PROJECT}:lease`;
+          // Once the holder has read the condition state, a run refused the lease stores its alert,
+          // saves its state and dies once Pub/Sub took it: the holder's run then finds it in the
+          // outbox, sends it again, resolves it, and saves over the refused run's state.
+          let refused: ReturnType<typeof dying> | null = null;
+          const racing: StateStore = Object.assign(Object.create(store) as StateStore, {
+            loadConditions: async (project: string) => {
+              const loaded = await store.loadConditions(project);
+              if (refused === null) {
+                const r = dying();
+                refused = r;
+                void reconcile(policy, deps(r.store, r.sink), {
+                  runId: 'run-refused',
+                  deadlineMs: 60_000,
+                  leaseAttempts: 1,
+                }).catch(() => {});
+                await waitUntil('the refused run to die', r.dead, Boolean, { timeoutMs: 30_000 });
+              }
+              return loaded;
+            },
+          });
+          const first = await reconcile(policy, deps(racing, sink), {
+            runId: 'run-holder-1',
+            deadlineMs: 60_000,
+          });
+          expect(first.outcome).toBe('ok');
+          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+          const next = await reconcile(policy, deps(store, sink), {
+            runId: 'run-holder-2',
+            deadlineMs: 60_000,
+          });
+          expect(next.outcome).toBe('ok');
+          await toldOnce(received, key, `run-refused:${key}:firing`);
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+        }),
+      90_000,
+    );
+
+    it(
+      `${kind} store: the refused run saving after the holder does not fire it again`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, sink }) => {
+          const key = `governor.degraded:${PROJECT}:lease`;
+          await store.acquireLease(PROJECT, HOLDER, 10 * 60_000, new Date().toISOString());
+          // The refused run has stored its alert; before it saves its state, the lease ends and a
+          // run takes it, sends the stored alert, resolves it and saves.
+          const holder: { report: Awaited<ReturnType<typeof reconcile>> | null } = { report: null };
+          const late: StateStore = Object.assign(Object.create(store) as StateStore, {
+            saveConditions: async (
+              ...args: Parameters<StateStore['saveConditions']>
+            ): Promise<string> => {
+              if (holder.report === null) {
+                await store.breakLease(PROJECT);
+                holder.report = await reconcile(policy, deps(store, sink), {
+                  runId: 'run-holder-1',
+                  deadlineMs: 60_000,
+                });
+              }
+              return store.saveConditions(...args);
+            },
+          });
+          const refused = await reconcile(policy, deps(late, sink), {
+            runId: 'run-refused',
+            deadlineMs: 60_000,
+            leaseAttempts: 1,
+          });
+          expect(refused.outcome).toBe('lease-held');
+          expect(holder.report?.outcome).toBe('ok');
+          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+          const next = await reconcile(policy, deps(store, sink), {
+            runId: 'run-holder-2',
+            deadlineMs: 60_000,
+          });
+          expect(next.outcome).toBe('ok');
+          await toldOnce(received, key, `run-refused:${key}:firing`);
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+        }),
+      90_000,
+    );
+  }
+});
