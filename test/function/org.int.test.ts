@@ -826,11 +826,15 @@ describe('fan-out: dispatch, then one function run per project', () => {
       expect(refused.status).toBe(500);
       expect(JSON.stringify(refused.body)).toMatch(/stale redelivery .*could not be alerted/);
       expect(lines.join('')).toMatch(/the delivery alert could not be published/);
-      // Nothing was run, and the condition is not saved as sent: the next delivery tries again.
-      expect(await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).toEqual([]);
-      expect(
-        (await createFileStateStore({ dir: fresh }).loadConditions(orgProjectId(1))).state,
-      ).toEqual({});
+      // Nothing was run; the alert is kept in the outbox, counted as sent: the next delivery sends
+      // it again, under the same id.
+      const kept = createFileStateStore({ dir: fresh });
+      expect(await kept.listRuns(orgProjectId(1))).toEqual([]);
+      const [entry] = (await kept.listOutbox(orgProjectId(1))).entries;
+      expect(entry?.alert.dedupKey).toBe(`governor.degraded:${orgProjectId(1)}:delivery`);
+      expect(Object.keys((await kept.loadConditions(orgProjectId(1))).state)).toEqual([
+        entry?.alert.dedupKey,
+      ]);
       // Pub/Sub delivers it again once the topic is there: published, then acknowledged.
       const [topic] = await admin.createTopic(alertTopic);
       const [sub] = await topic.createSubscription(`${alertTopic}-capture`);
@@ -849,6 +853,8 @@ describe('fan-out: dispatch, then one function run per project', () => {
         });
       });
       expect(got).toContain('governor.degraded');
+      expect((JSON.parse(got) as { id: string }).id).toBe(entry?.alert.id);
+      expect((await kept.listOutbox(orgProjectId(1))).entries).toEqual([]);
       await sub.close();
     } finally {
       await rm(fresh, { recursive: true, force: true });
