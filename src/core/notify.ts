@@ -331,23 +331,31 @@ const FIRING_EXTRAS: readonly string[] = Object.keys({
  * dies in between leaves them there: the next run sends them again from the outbox, under their
  * own ids, and decides its own conditions on this state, so that it neither sends them a second
  * time under its own ids nor misses the resolve of a condition only the stored message fired.
- * A message the state already counts (saved after it: a firing notified at or after its time, a
- * resolve of a condition notified again since) changes nothing, so folding twice is folding once.
+ *
+ * A `resolved` ends the episode it names (its `details.firingSince`, the episode's start), not
+ * whatever the state holds of its condition: the state may count a later episode already. A
+ * `firing` that a `resolved` of the same episode follows in `stored` ({@link endedInOutbox}) is
+ * over, so it is not counted. Told by the outbox's order, which every store keeps (ports/state.ts
+ * putOutbox), not by the messages' times: a run refused the lease starts, and stamps its `firing`,
+ * after the holder's run that resolves it started (docs/alerts.md). Any other `firing` the state
+ * already counts (notified at or after its time) changes nothing, so folding twice is folding once.
  */
 export function withStoredMessages(
   state: ConditionState,
   stored: readonly Alert[],
 ): ConditionState {
   const next: ConditionState = { ...state };
+  const ended = endedInOutbox(stored);
   for (const m of stored) {
     const atMs = Date.parse(m.time);
     const record = next[m.dedupKey];
     const notifiedMs = record === undefined ? null : Date.parse(record.lastNotifiedAt);
     if (m.status === 'resolved') {
-      if (notifiedMs !== null && notifiedMs < atMs) delete next[m.dedupKey];
+      if (record !== undefined && endsEpisode(m, record)) delete next[m.dedupKey];
       continue;
     }
-    if (m.status !== 'firing' || (notifiedMs !== null && notifiedMs >= atMs)) continue;
+    if (m.status !== 'firing' || ended.has(m.id)) continue;
+    if (notifiedMs !== null && notifiedMs >= atMs) continue;
     const since = m.details['firingSince'];
     const sameEpisode =
       record !== undefined && m.details['renotify'] === true && m.details['fellFrom'] === undefined;
@@ -377,6 +385,49 @@ export function withStoredMessages(
     };
   }
   return next;
+}
+
+/** The episode a message is about: the `firingSince` it names, else (a hand edit) its time. */
+function episodeOf(m: Alert): string {
+  const since = m.details['firingSince'];
+  return typeof since === 'string' && ConditionRecord.shape.firingSince.safeParse(since).success
+    ? since
+    : m.time;
+}
+
+/**
+ * Whether a stored `resolved` ends the episode `record` holds: the one it names, or, for an
+ * episode stamped beyond the clock skew, the one its resolve took to start then (resolvedMessage).
+ */
+function endsEpisode(m: Alert, record: ConditionRecord): boolean {
+  const named = episodeOf(m);
+  if (named === record.firingSince) return true;
+  return named === m.time && beyondSkew(record.firingSince, Date.parse(m.time));
+}
+
+/**
+ * The ids of the `firing` messages of `messages` (condition messages in outbox order, oldest
+ * first) that a later `resolved` of the same condition and episode ends: that episode is over, and
+ * its `firing`, sent or not, counts for nothing more (withStoredMessages; a process without the
+ * lease does not send it again, the holder's run sends it with the resolve).
+ */
+export function endedInOutbox(messages: readonly Alert[]): Set<string> {
+  const ended = new Set<string>();
+  const open = new Map<string, Alert[]>();
+  for (const m of messages) {
+    if (m.status === 'firing') {
+      open.set(m.dedupKey, [...(open.get(m.dedupKey) ?? []), m]);
+    } else if (m.status === 'resolved') {
+      const episode = episodeOf(m);
+      const firings = open.get(m.dedupKey) ?? [];
+      for (const f of firings) if (episodeOf(f) === episode) ended.add(f.id);
+      open.set(
+        m.dedupKey,
+        firings.filter((f) => !ended.has(f.id)),
+      );
+    }
+  }
+  return ended;
 }
 
 function firingMessage(alert: Alert, extra: FiringExtras, now: string, runId: string): Alert {

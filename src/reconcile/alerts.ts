@@ -5,6 +5,7 @@ import { durationMs } from '../core/duration.js';
 import {
   decideNotifications,
   DEMAND_RESOLVE_AFTER_MS,
+  endedInOutbox,
   keptState,
   rebaseConditions,
   withStoredMessages,
@@ -588,12 +589,16 @@ export async function sendWithoutLease(
       );
     }
   }
-  // What a process that died left of this condition: its firing is taken as sent (not decided
-  // again under a new id) and sent again. The holder's `resolved` is not taken here: it goes out
-  // from the holder's run, and this one fires anew once the holder's saved state says resolved.
-  const leftovers = box === null ? [] : toldOf(box, key).filter((a) => a.status === 'firing');
+  // What the outbox holds of this condition is counted as sent (core/notify.ts withStoredMessages),
+  // the holder's `resolved` too, whether or not its state counts it yet: a condition it resolved
+  // fires anew here, as a new episode, rather than be taken as still firing and left untold. A
+  // `firing` a process that died left is sent again under its id (not decided again under a new
+  // one), unless a `resolved` of its episode follows it: the holder's run sends those two.
+  const told = box === null ? [] : toldOf(box, key);
+  const ended = endedInOutbox(told);
+  const leftovers = told.filter((a) => a.status === 'firing' && !ended.has(a.id));
   const notifications = decideNotifications({
-    previous: loaded === null ? {} : withStoredMessages(loaded.state, leftovers),
+    previous: loaded === null ? {} : withStoredMessages(loaded.state, told),
     current: [condition],
     events: [],
     now: decide.now,
@@ -632,13 +637,7 @@ export async function sendWithoutLease(
   let saved = false;
   if (stored && loaded !== null && box !== null) {
     try {
-      await saveCounting(
-        deps,
-        project,
-        loaded,
-        [...toldOf(box, key), ...fresh.map((e) => e.alert)],
-        key,
-      );
+      await saveCounting(deps, project, loaded, [...told, ...fresh.map((e) => e.alert)], key);
       saved = true;
     } catch (e) {
       unsaved = e;

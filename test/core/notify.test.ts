@@ -145,6 +145,34 @@ describe('withStoredMessages', () => {
     const anew = run({}, [pressure(east)], 4 * HOUR);
     expect(withStoredMessages(anew.next, ended.publish)).toEqual(anew.next);
   });
+
+  it('a resolve ends the episode it follows in the outbox, whatever the two messages are stamped', () => {
+    // A run refused the lease starts after the holder did: its firing is stamped later than the
+    // holder's resolve of it, which the outbox holds after it.
+    const refused = run({}, [pressure(east)], 10_000);
+    const holder = run(withStoredMessages({}, refused.publish), [], 5_000);
+    expect(holder.publish.map((m) => m.status)).toEqual(['resolved']);
+    const box = [...refused.publish, ...holder.publish];
+    // Folded over the holder's saved state, or over the refused run's: the episode is over.
+    expect(withStoredMessages(holder.next, box)).toEqual({});
+    expect(withStoredMessages(refused.next, box)).toEqual({});
+    // So a refused run after both fires a new episode, and a fold of it keeps that episode.
+    const again = run(withStoredMessages(holder.next, box), [pressure(east)], 20_000);
+    expect(again.publish.map((m) => m.status)).toEqual(['firing']);
+    expect(withStoredMessages(holder.next, [...box, ...again.publish])).toEqual(again.next);
+  });
+
+  it('a resolve left alone in the outbox ends only the episode it names', () => {
+    const first = run({}, [pressure(east)], 10_000);
+    const ended = run(first.next, [], 15_000);
+    // A new episode stamped before that resolve (a run refused the lease started earlier), whose
+    // firing was sent and removed from the outbox: the resolve is not about it.
+    const anew = run({}, [pressure(east)], 12_000);
+    expect(withStoredMessages(anew.next, ended.publish)).toEqual(anew.next);
+    // The episode it names, re-notified after it (a stale re-notification), is over all the same.
+    const renotified = run(first.next, [pressure(east)], 16_000, { renotifyAfterMs: 0 });
+    expect(withStoredMessages(renotified.next, ended.publish)).toEqual({});
+  });
 });
 
 describe('decideNotifications', () => {

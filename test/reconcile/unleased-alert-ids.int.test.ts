@@ -339,3 +339,107 @@ describe("the holder's run meets a refused run's message in the outbox", () => {
     );
   }
 });
+
+/**
+ * Every episode of `key` once the quiet time passed, by the `firingSince` its messages name: the
+ * ids of its `firing` and `resolved` messages, copies dropped.
+ */
+async function episodesOf(
+  received: readonly Alert[],
+  key: string,
+  resolves: number,
+): Promise<Map<string, { firing: string[]; resolved: string[] }>> {
+  await waitUntil(
+    `${key} to resolve ${resolves} time(s)`,
+    () =>
+      new Set(
+        received.filter((a) => a.dedupKey === key && a.status === 'resolved').map((a) => a.id),
+      ).size >= resolves,
+    Boolean,
+    { timeoutMs: 30_000 },
+  );
+  await new Promise((r) => setTimeout(r, QUIET_MS));
+  const episodes = new Map<string, { firing: string[]; resolved: string[] }>();
+  for (const a of received) {
+    if (a.dedupKey !== key || a.status === 'event') continue;
+    const since = String(a.details['firingSince']);
+    const e = episodes.get(since) ?? { firing: [], resolved: [] };
+    const ids = a.status === 'firing' ? e.firing : e.resolved;
+    if (!ids.includes(a.id)) ids.push(a.id);
+    episodes.set(since, e);
+  }
+  return episodes;
+}
+
+describe('runs refused the lease stamped later than the holder, meeting its resolve', () => {
+  for (const kind of KINDS) {
+    it(
+      `${kind} store: a run refused while the holder publishes its resolve fires a new episode, each resolved once`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
+          const key = `governor.degraded:${PROJECT}:lease`;
+          // A refused run starts after the holder's run did (it asks for the lease while that run
+          // holds it): its firing is stamped later than the holder's resolve of it.
+          const later = (s: StateStore, k: AlertSink, ms: number): ReconcileDeps => {
+            const d = deps(s, k);
+            return { ...d, now: async () => (await d.now()) + ms };
+          };
+          // Once the holder's run read the condition state, a refused run stores its alert, saves
+          // the state and dies once Pub/Sub took it: the holder finds it in the outbox and resolves
+          // it. While the holder publishes the two, before it removes them from the outbox, a
+          // second refused run reads the holder's state and the outbox.
+          let first: ReturnType<typeof dying> | null = null;
+          const racing: StateStore = Object.assign(Object.create(store) as StateStore, {
+            loadConditions: async (project: string) => {
+              const loaded = await store.loadConditions(project);
+              if (first === null) {
+                const r = dying();
+                first = r;
+                void reconcile(policy, later(r.store, r.sink, 20_000), {
+                  runId: 'run-refused-1',
+                  deadlineMs: 60_000,
+                  leaseAttempts: 1,
+                }).catch(() => {});
+                await waitUntil('the refused run to die', r.dead, Boolean, { timeoutMs: 30_000 });
+              }
+              return loaded;
+            },
+          });
+          let second: Awaited<ReturnType<typeof reconcile>> | null = null;
+          const publishing = {
+            publish: async (messages: Parameters<AlertSink['publish']>[0]) => {
+              if (second === null && messages.some((m) => m.attributes['status'] === 'resolved')) {
+                second = await reconcile(policy, later(store, sink, 30_000), {
+                  runId: 'run-refused-2',
+                  deadlineMs: 60_000,
+                  leaseAttempts: 1,
+                });
+              }
+              return sink.publish(messages);
+            },
+          } as AlertSink;
+          const holder = await reconcile(policy, deps(racing, publishing), {
+            runId: 'run-holder-1',
+            deadlineMs: 60_000,
+          });
+          expect(holder.outcome).toBe('ok');
+          expect((second as { outcome: string } | null)?.outcome).toBe('lease-held');
+          // The second refused run's episode is told, and counted: the holder's next run resolves
+          // it, not the first episode a second time.
+          const next = await reconcile(policy, deps(store, sink), {
+            runId: 'run-holder-2',
+            deadlineMs: 60_000,
+          });
+          expect(next.outcome).toBe('ok');
+          const episodes = await episodesOf(received, key, 2);
+          expect([...episodes.values()]).toEqual([
+            { firing: [`run-refused-1:${key}:firing`], resolved: [`run-holder-1:${key}:resolved`] },
+            { firing: [`run-refused-2:${key}:firing`], resolved: [`run-holder-2:${key}:resolved`] },
+          ]);
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+        }),
+      90_000,
+    );
+  }
+});
