@@ -224,10 +224,6 @@ async function alertProject(
     looked || run.options.wholeNow === true
       ? await takeBack(run, project, await handOver(run, project, loaded))
       : await handOver(run, project, loaded);
-  // A unit's failed delivery (organisation scale) is resolved by a run that succeeds, not by one
-  // whose writes failed (the function answers it 500, and the delivery fails again).
-  if (report.writes.some((w) => w.project === project && w.outcome === 'failed'))
-    conditions.push(...heldDeliveryCondition(ctx, project, previous));
   // Ids first: the planned events carry the ids their real events get here.
   const decidedEvents = decideNotifications({
     previous: {},
@@ -282,6 +278,12 @@ async function alertProject(
   // withStoredMessages): counted as sent, for they go out again below under their own ids.
   const earlierConditions = earlier.filter((a) => a.status !== 'event');
   const stored = withStoredMessages(previous, earlierConditions);
+  // A unit's failed delivery (organisation scale) is resolved by a run that succeeds, not by one
+  // whose writes failed (the function answers it 500, and the delivery fails again). Held as the
+  // state counts it with the outbox's messages: a unit may have stored and saved it since this run
+  // read the state.
+  if (report.writes.some((w) => w.project === project && w.outcome === 'failed'))
+    conditions.push(...heldDeliveryCondition(ctx, project, stored));
   const notifications = decideNotifications({
     previous: stored,
     current: conditions,

@@ -443,3 +443,82 @@ describe('runs refused the lease stamped later than the holder, meeting its reso
     );
   }
 });
+
+describe('a failed delivery alerted while the holder runs', () => {
+  for (const kind of KINDS) {
+    it(
+      `${kind} store: the holder's run whose writes fail does not resolve it`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
+          const key = `governor.degraded:${PROJECT}:delivery`;
+          // Every write of the holder's run fails.
+          const failing = (s: StateStore, k: AlertSink): ReconcileDeps => {
+            const d = deps(s, k);
+            return {
+              ...d,
+              ports: {
+                ...d.ports,
+                run: {
+                  ...d.ports.run,
+                  updateMaxInstances: async () => {
+                    throw new Error('the write failed');
+                  },
+                },
+              },
+            };
+          };
+          // Once the holder's run read the condition state, a unit alerts its failed last delivery:
+          // stores it, saves the state and dies once Pub/Sub took it, leaving it in the outbox.
+          let unit: ReturnType<typeof dying> | null = null;
+          const racing: StateStore = Object.assign(Object.create(store) as StateStore, {
+            loadConditions: async (project: string) => {
+              const loaded = await store.loadConditions(project);
+              if (unit === null) {
+                const u = dying();
+                unit = u;
+                void alertFailedDelivery(
+                  policy,
+                  {
+                    store: u.store,
+                    sink: u.sink,
+                    log: memoryLogger(),
+                    // On the clock of the runs.
+                    nowMs: await deps(store, sink).now(),
+                    runId: 'unit-1',
+                    timeoutMs: 10_000,
+                  },
+                  {
+                    project: PROJECT,
+                    verdict: { kind: 'last', attempt: 5, maxAttempts: 5 },
+                    cause: 'the run deadline passed while observing',
+                    messageId: '7',
+                    dispatchId: 'd-1',
+                  },
+                ).catch(() => {});
+                await waitUntil('the unit to die', u.dead, Boolean, { timeoutMs: 30_000 });
+              }
+              return loaded;
+            },
+          });
+          const failed = await reconcile(policy, failing(racing, sink), {
+            runId: 'run-failed',
+            deadlineMs: 60_000,
+          }).catch(() => null);
+          expect(failed?.writes.some((w) => w.outcome === 'failed') ?? true).toBe(true);
+          expect(Object.keys((await store.loadConditions(PROJECT)).state)).toContain(key);
+          // The project's next run that succeeds resolves it, once.
+          const governed = await reconcile(policy, deps(store, sink), {
+            runId: 'run-governed',
+            deadlineMs: 60_000,
+          });
+          expect(governed.outcome).toBe('ok');
+          await toldOnce(received, key, `unit-1:${key}:firing`);
+          expect(
+            received.filter((a) => a.dedupKey === key && a.status === 'resolved')[0]?.runId,
+          ).toBe('run-governed');
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+        }),
+      90_000,
+    );
+  }
+});
