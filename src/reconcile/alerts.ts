@@ -645,7 +645,17 @@ export async function sendWithoutLease(
       unsaved = e;
     }
   }
-  await publish(outgoing);
+  try {
+    await publish(outgoing);
+  } catch (e) {
+    // The publish's error is thrown; the save's, which would be lost with it, is told here.
+    if (unsaved !== undefined)
+      log.log(
+        'WARNING',
+        `${project}: the alert state counting ${what} could not be saved before its publish failed; the message stays in the outbox for the next process: ${errorMessage(unsaved)}`,
+      );
+    throw e;
+  }
   if (saved) {
     try {
       await beforeDeadline(

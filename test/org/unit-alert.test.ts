@@ -105,6 +105,30 @@ describe('alertFailedDelivery', () => {
     expect((await store.loadConditions('gpu-proj-0001')).state).toEqual({});
   });
 
+  it('tells why the state was not saved when the publish after it fails too', async () => {
+    const sink = new RecordingSink(() => 0);
+    sink.failRate = 1;
+    const log = memoryLogger();
+    const memory = createMemoryStateStore();
+    const store = {
+      ...outboxOf(memory),
+      loadConditions: memory.loadConditions.bind(memory),
+      saveConditions: async (): Promise<string> => {
+        throw new UnavailableError('state store down');
+      },
+    };
+    expect(await alertFailedDelivery(policy, deps({ sink, log, store }), failed)).toEqual({
+      outcome: 'unpublished',
+    });
+    expect(
+      log.lines.some(
+        (l) =>
+          l.severity === 'WARNING' &&
+          /could not be saved before its publish failed.*state store down/.test(l.message),
+      ),
+    ).toBe(true);
+  });
+
   it('logs the whole alert when Pub/Sub refuses it, and keeps it for the next to send', async () => {
     const sink = new RecordingSink(() => 0);
     sink.failRate = 1;
