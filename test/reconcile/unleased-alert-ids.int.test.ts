@@ -522,3 +522,61 @@ describe('a failed delivery alerted while the holder runs', () => {
     );
   }
 });
+
+describe('a run refused the lease killed before its save', () => {
+  for (const kind of KINDS) {
+    it(
+      `${kind} store: the next refused run sends its stored alert under its id, and nothing new`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, sink }) => {
+          const key = `governor.degraded:${PROJECT}:lease`;
+          await store.acquireLease(PROJECT, HOLDER, 10 * 60_000, new Date().toISOString());
+          // Killed as it saves the state: its alert is in the outbox, counted nowhere, not sent.
+          let dead = false;
+          const dying = mortal<StateStore>(
+            {
+              ...pick(store),
+              saveConditions: () => {
+                dead = true;
+                return new Promise<string>(() => {});
+              },
+            },
+            () => dead,
+          );
+          void reconcile(
+            policy,
+            deps(
+              dying,
+              mortal(sink, () => dead),
+            ),
+            {
+              runId: 'run-refused-1',
+              deadlineMs: 60_000,
+              leaseAttempts: 1,
+            },
+          ).catch(() => {});
+          await waitUntil('the refused run to die', () => dead, Boolean, { timeoutMs: 30_000 });
+          expect((await store.listOutbox(PROJECT)).entries.map((e) => e.alert.id)).toEqual([
+            `run-refused-1:${key}:firing`,
+          ]);
+          await holderSaves(store);
+          const again = await reconcile(policy, deps(store, sink), {
+            runId: 'run-refused-2',
+            deadlineMs: 60_000,
+            leaseAttempts: 1,
+          });
+          expect(again.outcome).toBe('lease-held');
+          await store.breakLease(PROJECT);
+          const governed = await reconcile(policy, deps(store, sink), {
+            runId: 'run-holder',
+            deadlineMs: 60_000,
+          });
+          expect(governed.outcome).toBe('ok');
+          await toldOnce(received, key, `run-refused-1:${key}:firing`);
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+        }),
+      90_000,
+    );
+  }
+});
