@@ -444,6 +444,86 @@ describe('runs refused the lease stamped later than the holder, meeting its reso
   }
 });
 
+describe('the holder killed after its save, before its publish', () => {
+  for (const kind of KINDS) {
+    it(
+      `${kind} store: a refused run after it fires a new episode, and its next run resolves that one`,
+      () =>
+        inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
+          const key = `governor.degraded:${PROJECT}:lease`;
+          const later = (s: StateStore, k: AlertSink, ms: number): ReconcileDeps => {
+            const d = deps(s, k);
+            return { ...d, now: async () => (await d.now()) + ms };
+          };
+          // The holder's run finds a refused run's alert (stamped later than its start) in the
+          // outbox, resolves it, saves its state, and dies as it publishes: both messages stay in
+          // the outbox, the firing before the resolve.
+          let dead = false;
+          let first: ReturnType<typeof dying> | null = null;
+          const holderStore = mortal<StateStore>(
+            {
+              ...pick(store),
+              loadConditions: async (project: string) => {
+                const loaded = await store.loadConditions(project);
+                if (first === null) {
+                  const r = dying();
+                  first = r;
+                  void reconcile(policy, later(r.store, r.sink, 20_000), {
+                    runId: 'run-refused-1',
+                    deadlineMs: 60_000,
+                    leaseAttempts: 1,
+                  }).catch(() => {});
+                  await waitUntil('the refused run to die', r.dead, Boolean, {
+                    timeoutMs: 30_000,
+                  });
+                }
+                return loaded;
+              },
+            },
+            () => dead,
+          );
+          const holderSink = {
+            publish: () => {
+              dead = true;
+              return new Promise(() => {});
+            },
+          } as unknown as AlertSink;
+          void reconcile(policy, deps(holderStore, holderSink), {
+            runId: 'run-holder-1',
+            deadlineMs: 60_000,
+          }).catch(() => {});
+          await waitUntil('the holder to die', () => dead, Boolean, { timeoutMs: 30_000 });
+          expect(
+            (await store.listOutbox(PROJECT)).entries
+              .map((e) => e.alert)
+              .filter((a) => a.dedupKey === key)
+              .map((a) => a.id),
+          ).toEqual([`run-refused-1:${key}:firing`, `run-holder-1:${key}:resolved`]);
+          const again = await reconcile(policy, later(store, sink, 30_000), {
+            runId: 'run-refused-2',
+            deadlineMs: 60_000,
+            leaseAttempts: 1,
+          });
+          expect(again.outcome).toBe('lease-held');
+          await store.breakLease(PROJECT);
+          const next = await reconcile(policy, deps(store, sink), {
+            runId: 'run-holder-2',
+            deadlineMs: 60_000,
+          });
+          expect(next.outcome).toBe('ok');
+          const episodes = await episodesOf(received, key, 2);
+          expect([...episodes.values()]).toEqual([
+            { firing: [`run-refused-1:${key}:firing`], resolved: [`run-holder-1:${key}:resolved`] },
+            { firing: [`run-refused-2:${key}:firing`], resolved: [`run-holder-2:${key}:resolved`] },
+          ]);
+          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+        }),
+      90_000,
+    );
+  }
+});
+
 describe('a failed delivery alerted while the holder runs', () => {
   for (const kind of KINDS) {
     it(
