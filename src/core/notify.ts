@@ -387,22 +387,21 @@ export function withStoredMessages(
   return next;
 }
 
-/** The episode a message is about: the `firingSince` it names, else (a hand edit) its time. */
+/**
+ * The episode a message is about: the start its firing was stamped with (a resolve's
+ * `stampedSince`, where its `firingSince` says the run's time instead: resolvedMessage), else the
+ * `firingSince` it names, else (a hand edit) its time.
+ */
 function episodeOf(m: Alert): string {
-  const since = m.details['firingSince'];
-  return typeof since === 'string' && ConditionRecord.shape.firingSince.safeParse(since).success
-    ? since
-    : m.time;
+  for (const since of [m.details['stampedSince'], m.details['firingSince']])
+    if (typeof since === 'string' && ConditionRecord.shape.firingSince.safeParse(since).success)
+      return since;
+  return m.time;
 }
 
-/**
- * Whether a stored `resolved` ends the episode `record` holds: the one it names, or, for an
- * episode stamped beyond the clock skew, the one its resolve took to start then (resolvedMessage).
- */
+/** Whether a stored `resolved` ends the episode `record` holds: the one it names, and no other. */
 function endsEpisode(m: Alert, record: ConditionRecord): boolean {
-  const named = episodeOf(m);
-  if (named === record.firingSince) return true;
-  return named === m.time && beyondSkew(record.firingSince, Date.parse(m.time));
+  return episodeOf(m) === record.firingSince;
 }
 
 /**
@@ -443,7 +442,11 @@ function resolvedMessage(
 ): Alert {
   // An episode stamped beyond the clock skew is taken to fire since this run, as it is while it
   // fires on (decideNotifications): its resolve says so rather than a start after its end.
-  const firingSince = beyondSkew(record.firingSince, nowMs) ? now : record.firingSince;
+  // `stampedSince` keeps the start the episode was stamped with, which alone tells which episode
+  // the resolve ends (withStoredMessages): a run refused the lease stamps its firing after the
+  // start of the holder's run that resolves it, by more than the skew when that run is long.
+  const renamed = beyondSkew(record.firingSince, nowMs);
+  const firingSince = renamed ? now : record.firingSince;
   const durationMs = Math.max(0, nowMs - Date.parse(firingSince));
   return recordAlert(dedupKey, record, {
     id: '',
@@ -451,6 +454,7 @@ function resolvedMessage(
     summary: `Resolved: ${record.summary}`,
     details: {
       firingSince,
+      ...(renamed ? { stampedSince: record.firingSince } : {}),
       resolvedAt: now,
       durationMs,
       lastSeenAt: record.lastSeenAt,

@@ -6,6 +6,7 @@ import { makeAlert } from '../../src/core/conditions.js';
 import {
   ConditionState,
   withStoredMessages,
+  endedInOutbox,
   keptState,
   claimConditions,
   decideNotifications,
@@ -172,6 +173,34 @@ describe('withStoredMessages', () => {
     // The episode it names, re-notified after it (a stale re-notification), is over all the same.
     const renotified = run(first.next, [pressure(east)], 16_000, { renotifyAfterMs: 0 });
     expect(withStoredMessages(renotified.next, ended.publish)).toEqual({});
+  });
+});
+
+describe('a resolve of an episode stamped after its run started', () => {
+  // A run refused the lease fires at 90 s; the holder's run, started at 0, resolves it: its
+  // resolve says it fired since 0 (a start after the end reads as a wrong clock) and keeps the
+  // start it was stamped with, which alone tells the episode it ends.
+  const refused = run({}, [pressure(east)], 90_000);
+  const holder = run(withStoredMessages({}, refused.publish), [], 0);
+  const resolve = holder.publish[0];
+
+  it('keeps the start the episode was stamped with', () => {
+    expect(resolve?.status).toBe('resolved');
+    expect(resolve?.details).toMatchObject({ firingSince: at(0), stampedSince: at(90_000) });
+  });
+
+  it('ends that episode, and its firing before it in the outbox', () => {
+    expect(withStoredMessages(refused.next, [...refused.publish, holder.publish[0]!])).toEqual({});
+    expect(endedInOutbox([...refused.publish, ...holder.publish])).toEqual(
+      new Set(refused.publish.map((m) => m.id)),
+    );
+  });
+
+  it('leaves a later episode alone, however late it was stamped', () => {
+    // The resolve stays in the outbox (its remove failed); another refused run fires anew at 200 s.
+    const anew = run({}, [pressure(east)], 200_000);
+    expect(withStoredMessages(anew.next, holder.publish)).toEqual(anew.next);
+    expect(endedInOutbox([...holder.publish, ...anew.publish]).size).toBe(0);
   });
 });
 
