@@ -633,9 +633,10 @@ export function takeBackConditions(
  * The state to save when the stored one changed after this run read it (`base`): what this run
  * decided (`mine`) laid over what is stored now (`theirs`). Per key, a record this run changed,
  * added or resolved is taken as this run has it (it published that); a record it left as it read
- * it is taken as stored now, added or removed by the other writer. The other writer of a
- * project's conditions while a run holds its lease is a run refused the lease, saving its
- * `governor.degraded` (reason lease): kept here, resolved by the next run that judges the project.
+ * it is taken as stored now, added or removed by the other writer; a record it resolved is removed
+ * unless the other writer began a new episode of it since (another `firingSince`). The other
+ * writer of a project's conditions while a run holds its lease is a run refused the lease, saving
+ * its `governor.degraded` (reason lease): kept here, resolved by the next run that judges the project.
  */
 export function rebaseConditions(
   base: ConditionState,
@@ -645,9 +646,12 @@ export function rebaseConditions(
   const next: ConditionState = { ...theirs };
   for (const key of new Set([...Object.keys(base), ...Object.keys(mine)])) {
     const record = mine[key];
-    if (JSON.stringify(record) === JSON.stringify(base[key])) continue;
-    if (record === undefined) delete next[key];
-    else next[key] = record;
+    const read = base[key];
+    if (JSON.stringify(record) === JSON.stringify(read)) continue;
+    if (record !== undefined) next[key] = record;
+    // A resolve ends the episode this run read; one the other writer began since (it found this
+    // run's resolve in the outbox, and fired anew) is theirs to keep, for the next run to resolve.
+    else if (next[key]?.firingSince === read?.firingSince) delete next[key];
   }
   return next;
 }

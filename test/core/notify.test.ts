@@ -773,6 +773,35 @@ describe('rebaseConditions', () => {
   });
 });
 
+describe('rebaseConditions: a resolve ends the episode this run read, not one begun since', () => {
+  const decide = (previous: ConditionState, current: Alert[], ms: number) =>
+    decideNotifications({
+      previous,
+      current,
+      events: [],
+      now: at(ms),
+      renotifyAfterMs: HOUR,
+      runId: `run-${ms}`,
+      scope: ['p'],
+    }).next;
+
+  it('keeps the new episode another writer saved after this run read the old one', () => {
+    // This run read east's pressure firing since 0 and resolves it; meanwhile another writer (a
+    // run refused the lease that found this run's resolve in the outbox) fired a new episode.
+    const base = decide({}, [pressure(east)], 0);
+    const mine = decide(base, [], 5 * 60_000);
+    expect(mine).toEqual({});
+    const theirs = decide({}, [pressure(east)], 6 * 60_000);
+    const key = pressure(east).dedupKey;
+    expect(theirs[key]?.firingSince).not.toBe(base[key]?.firingSince);
+    expect(rebaseConditions(base, mine, theirs)).toEqual(theirs);
+    // The same episode, re-notified by the other writer since: this run's resolve ends it.
+    const renotified = decide(base, [pressure(east)], 2 * HOUR);
+    expect(renotified[key]?.firingSince).toBe(base[key]?.firingSince);
+    expect(rebaseConditions(base, mine, renotified)).toEqual({});
+  });
+});
+
 describe('resolveAfterMs: conditions judged on demand resolve only once absent that long', () => {
   const M = 60_000;
   const hold = { resolveAfterMs: 15 * M };
