@@ -502,30 +502,54 @@ async function saveConditionsRebased(
   version: string | null,
   folded: readonly Alert[] = [],
 ): Promise<{ state: ConditionState; version: string }> {
-  let state = mine;
+  return saveVersioned(deps, project, mine, version, (fresh) => {
+    deps.log.log(
+      'INFO',
+      `${project}: the alert state was saved by another run since this one read it; this run's conditions are laid over it`,
+    );
+    return Promise.resolve(rebaseConditions(base, mine, withStoredMessages(fresh.state, folded)));
+  });
+}
+
+/**
+ * Saves `first`, a condition state decided over the one stored at `version`. When another writer
+ * saved since (a version conflict), the state is read again and `redo` decides what to save over
+ * it, up to SAVE_ATTEMPTS saves in all; null from either: nothing to save. Returns the state saved
+ * and its version, or null when nothing was saved; other errors are thrown as they come.
+ */
+async function saveVersioned<T extends ConditionState | null>(
+  deps: {
+    store: Pick<StateStore, 'saveConditions' | 'loadConditions'>;
+    bound: Parameters<typeof beforeDeadline>[1];
+  },
+  project: string,
+  first: T,
+  version: string | null,
+  redo: (fresh: VersionedConditions) => Promise<T>,
+): Promise<T extends ConditionState ? { state: ConditionState; version: string } : null> {
+  type Saved = T extends ConditionState ? { state: ConditionState; version: string } : null;
+  let state: ConditionState | null = first;
   let expected = version;
   for (let attempt = 1; ; attempt += 1) {
+    if (state === null) return null as Saved;
+    const next: ConditionState = state;
     try {
       const saved = await beforeDeadline(
-        () => deps.store.saveConditions(project, state, expected),
+        () => deps.store.saveConditions(project, next, expected),
         deps.bound,
         `saving the alert state of ${project}`,
       );
-      return { state, version: saved };
+      return { state: next, version: saved } as Saved;
     } catch (e) {
       if (!(e instanceof ConflictError) || attempt >= SAVE_ATTEMPTS) throw e;
-      const fresh = await beforeDeadline(
-        () => deps.store.loadConditions(project),
-        deps.bound,
-        `reading the alert state of ${project} again`,
-      );
-      deps.log.log(
-        'INFO',
-        `${project}: the alert state was saved by another run since this one read it; this run's conditions are laid over it`,
-      );
-      state = rebaseConditions(base, mine, withStoredMessages(fresh.state, folded));
-      expected = fresh.version;
     }
+    const fresh = await beforeDeadline(
+      () => deps.store.loadConditions(project),
+      deps.bound,
+      `reading the alert state of ${project} again`,
+    );
+    state = await redo(fresh);
+    expected = fresh.version;
   }
 }
 
@@ -716,25 +740,12 @@ async function saveCounting(
   told: readonly Alert[],
   key: string,
 ): Promise<void> {
-  let { state, version } = loaded;
-  for (let attempt = 1; ; attempt += 1) {
+  // What to save over `state`: it with `told` counted; null when it counts them all already.
+  const counted = (state: ConditionState, told: readonly Alert[]): ConditionState | null => {
     const next = withStoredMessages(state, told);
-    if (JSON.stringify(next) === JSON.stringify(state)) return;
-    try {
-      await beforeDeadline(
-        () => deps.store.saveConditions(project, next, version),
-        deps.bound,
-        `saving the alert state of ${project}`,
-      );
-      return;
-    } catch (e) {
-      if (!(e instanceof ConflictError) || attempt >= SAVE_ATTEMPTS) throw e;
-    }
-    const fresh = await beforeDeadline(
-      () => deps.store.loadConditions(project),
-      deps.bound,
-      `reading the alert state of ${project} again`,
-    );
+    return JSON.stringify(next) === JSON.stringify(state) ? null : next;
+  };
+  await saveVersioned(deps, project, counted(loaded.state, told), loaded.version, async (fresh) => {
     const box = await beforeDeadline(
       () => deps.store.listOutbox(project),
       deps.bound,
@@ -744,9 +755,8 @@ async function saveCounting(
       'INFO',
       `${project}: the alert state was saved by another run since this one read it; what the outbox holds of ${key} is counted over it`,
     );
-    ({ state, version } = fresh);
-    told = toldOf(box, key);
-  }
+    return counted(fresh.state, toldOf(box, key));
+  });
 }
 
 /**

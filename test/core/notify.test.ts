@@ -771,19 +771,6 @@ describe('rebaseConditions', () => {
     expect(rebaseConditions(base, base, theirs)).toEqual(theirs);
     expect(rebaseConditions(base, mine, base)).toEqual(mine);
   });
-});
-
-describe('rebaseConditions: a resolve ends the episode this run read, not one begun since', () => {
-  const decide = (previous: ConditionState, current: Alert[], ms: number) =>
-    decideNotifications({
-      previous,
-      current,
-      events: [],
-      now: at(ms),
-      renotifyAfterMs: HOUR,
-      runId: `run-${ms}`,
-      scope: ['p'],
-    }).next;
 
   it('keeps the new episode another writer saved after this run read the old one', () => {
     // This run read east's pressure firing since 0 and resolves it; meanwhile another writer (a
