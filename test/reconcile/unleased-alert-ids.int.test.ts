@@ -344,6 +344,28 @@ describe("the holder's run meets a refused run's message in the outbox", () => {
  * Every episode of `key` once the quiet time passed, by the `firingSince` its messages name: the
  * ids of its `firing` and `resolved` messages, copies dropped.
  */
+/**
+ * The holder's next run (run-holder-2) resolves the episode the second refused run fired: each
+ * of the two episodes fired once and resolved once, by its own run, and nothing is left.
+ */
+async function nextHolderResolvesSecondEpisode(
+  w: Pick<World, 'store' | 'sink' | 'received' | 'policy' | 'deps'>,
+  key: string,
+): Promise<void> {
+  const next = await reconcile(w.policy, w.deps(w.store, w.sink), {
+    runId: 'run-holder-2',
+    deadlineMs: 60_000,
+  });
+  expect(next.outcome).toBe('ok');
+  const episodes = await episodesOf(w.received, key, 2);
+  expect([...episodes.values()]).toEqual([
+    { firing: [`run-refused-1:${key}:firing`], resolved: [`run-holder-1:${key}:resolved`] },
+    { firing: [`run-refused-2:${key}:firing`], resolved: [`run-holder-2:${key}:resolved`] },
+  ]);
+  expect((await w.store.listOutbox(PROJECT)).entries).toEqual([]);
+  expect(Object.keys((await w.store.loadConditions(PROJECT)).state)).not.toContain(key);
+}
+
 async function episodesOf(
   received: readonly Alert[],
   key: string,
@@ -426,18 +448,7 @@ describe('runs refused the lease stamped later than the holder, meeting its reso
           expect((second as { outcome: string } | null)?.outcome).toBe('lease-held');
           // The second refused run's episode is told, and counted: the holder's next run resolves
           // it, not the first episode a second time.
-          const next = await reconcile(policy, deps(store, sink), {
-            runId: 'run-holder-2',
-            deadlineMs: 60_000,
-          });
-          expect(next.outcome).toBe('ok');
-          const episodes = await episodesOf(received, key, 2);
-          expect([...episodes.values()]).toEqual([
-            { firing: [`run-refused-1:${key}:firing`], resolved: [`run-holder-1:${key}:resolved`] },
-            { firing: [`run-refused-2:${key}:firing`], resolved: [`run-holder-2:${key}:resolved`] },
-          ]);
-          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
-          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+          await nextHolderResolvesSecondEpisode({ store, sink, received, policy, deps }, key);
         }),
       90_000,
     );
@@ -506,18 +517,7 @@ describe('the holder killed after its save, before its publish', () => {
           });
           expect(again.outcome).toBe('lease-held');
           await store.breakLease(PROJECT);
-          const next = await reconcile(policy, deps(store, sink), {
-            runId: 'run-holder-2',
-            deadlineMs: 60_000,
-          });
-          expect(next.outcome).toBe('ok');
-          const episodes = await episodesOf(received, key, 2);
-          expect([...episodes.values()]).toEqual([
-            { firing: [`run-refused-1:${key}:firing`], resolved: [`run-holder-1:${key}:resolved`] },
-            { firing: [`run-refused-2:${key}:firing`], resolved: [`run-holder-2:${key}:resolved`] },
-          ]);
-          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
-          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+          await nextHolderResolvesSecondEpisode({ store, sink, received, policy, deps }, key);
         }),
       90_000,
     );
