@@ -59,6 +59,41 @@ describe('alertFailedDelivery', () => {
     expect(Object.keys(state)).toEqual(['governor.degraded:gpu-proj-0001:delivery']);
   });
 
+  it.each([
+    ['cannot be read', 'listOutbox', 'the outbox could not be read, so'],
+    [
+      'refuses the message',
+      'putOutbox',
+      'could not be stored in the outbox, so it is sent without it',
+    ],
+  ] as const)(
+    'publishes and saves the alert when the outbox %s (a WARNING says it went without it)',
+    async (_, method, warning) => {
+      const store = createMemoryStateStore();
+      const sink = new RecordingSink();
+      const log = memoryLogger();
+      const d = deps({
+        sink,
+        log,
+        store: {
+          ...outboxOf(store),
+          [method]: () => Promise.reject(new UnavailableError('store down')),
+          loadConditions: store.loadConditions.bind(store),
+          saveConditions: store.saveConditions.bind(store),
+        },
+      });
+      expect(await alertFailedDelivery(policy, d, failed)).toMatchObject({ outcome: 'published' });
+      expect(sink.delivered).toHaveLength(1);
+      expect(log.lines.some((l) => l.severity === 'WARNING' && l.message.includes(warning))).toBe(
+        true,
+      );
+      // Saved without the outbox: the next failed delivery does not fire it again.
+      const { state } = await store.loadConditions('gpu-proj-0001');
+      expect(Object.keys(state)).toEqual(['governor.degraded:gpu-proj-0001:delivery']);
+      expect((await store.listOutbox('gpu-proj-0001')).entries).toEqual([]);
+    },
+  );
+
   it('keeps the alert it sent when another run saved the state since it was read', async () => {
     // A run of the project saves its conditions between this alert's read of them and its save:
     // the alert went out, so it is kept, or no run would ever resolve it.
