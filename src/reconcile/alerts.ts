@@ -632,7 +632,9 @@ export async function sendWithoutLease(
     runId: decide.runId,
     scope: [],
   });
-  const fresh = notifications.publish.map((a) => entry(fitterOf(deps), a, 'ready'));
+  const fresh = notifications.publish.map((a) =>
+    entry({ deps: { log }, wall: deps.wall }, a, 'ready'),
+  );
   const outgoing = [...leftovers, ...fresh.map((e) => e.alert)];
   if (outgoing.length === 0) return { sent: [] };
   let stored = false;
@@ -705,14 +707,6 @@ export async function sendWithoutLease(
     }
   }
   return unsaved === undefined ? { sent: outgoing } : { sent: outgoing, unsaved };
-}
-
-/** What {@link entry} needs, out of a caller's log and wall clock. */
-function fitterOf(deps: { log: Logger; wall: () => number }): {
-  deps: { log: Logger };
-  wall: () => number;
-} {
-  return { deps: { log: deps.log }, wall: deps.wall };
 }
 
 /** The condition messages of `key` ready in the outbox, oldest first. */
