@@ -20,13 +20,20 @@
  *   would stay negative, and the lock never broken, however it was left.
  * A lock that names no process (PID 0 or below: `kill(0, 0)` signals the caller's own process
  * group and succeeds, `kill(-1, 0)` every process) is garbage, never a live holder.
- * Breaking renames the lock aside first, so that of several processes breaking it only one
- * removes it, and checks that what it moved is the file it judged: a lock taken meanwhile by a live
- * process is linked back. The same inode is not enough: a file created after the judged one was
- * removed may get its inode number again (file systems reuse freed inodes, tmpfs and ext4 at
- * once), so the size and modification time must match too (rename() changes neither). Any other
- * lock is waited for up to `timeoutMs`, then the call fails with UnavailableError naming the lock,
- * its holder, and how to clear it.
+ * Breaking is done by one process at a time, under a second lock beside the first (`LOCK.break`,
+ * taken the same way): several processes often judge one abandoned lock at once, and one slowed
+ * for a moment between judging and breaking would otherwise break the lock another breaker has
+ * just taken, while that holder, past its fence, is committing; a third process taking the freed
+ * name would then read and write beside it, and one of the two writes would be lost. Under the
+ * break lock the lock is looked at again, and broken only while it is still the file judged. It
+ * is renamed aside, and what was moved is checked to be that file (a holder stalled past
+ * `staleMs` may release it and another take it in between: that one is linked back). The same
+ * inode is not enough: a file created after the judged one was removed may get its inode number
+ * again (file systems reuse freed inodes, tmpfs and ext4 at once), so the size and modification
+ * time must match too (rename() changes neither). A break lock is held for those few system calls
+ * only; one left by a process that died in them is broken as any lock is, by its holder's absence
+ * or its age. Any other lock is waited for up to `timeoutMs`, then the call fails with
+ * UnavailableError naming the lock, its holder, and how to clear it.
  *
  * Fencing. Breaking a stale lock is right for a holder that died, but a holder that merely stalled
  * (SIGSTOP, swapping, an fsync that took seconds) past `staleMs` is still running: it would go on
@@ -123,11 +130,15 @@ export async function withFileLock<T>(
     // The last try failed: the look after it names the holder, when one holds the lock now (one
     // given its lock back by breakLock, say), rather than saying others took it in turn.
     if (lastTry) throw new UnavailableError(waitedInVain(lock, held, options));
-    if (found !== null && held === null) await breakLock(lock, found);
+    // Another process breaking it now is waited for as a holder is, its break lock named.
+    const breaker =
+      found !== null && held === null ? await breakLock(lock, found, mine, options.staleMs) : null;
     if (Date.now() >= deadline) {
       if (held !== null) throw new UnavailableError(waitedInVain(lock, held, options));
+      if (breaker !== null)
+        throw new UnavailableError(waitedInVain(breakLockOf(lock), breaker, options));
       lastTry = true;
-    } else if (held !== null) {
+    } else if (held !== null || breaker !== null) {
       await sleep(5 + Math.random() * 20);
     }
   }
@@ -144,6 +155,7 @@ export async function withFileLock<T>(
   };
   let result: T;
   try {
+    await clearBreakLock(lock, options.staleMs);
     result = await fn(fence);
   } catch (error) {
     // A lock found lost is no longer this process's to remove (it may be another's now). A
@@ -283,8 +295,52 @@ function spaceField(): { space?: string } {
   return here === null ? {} : { space: here };
 }
 
+/** The lock that one process at a time holds to break `lock` (see the module's comment). */
+function breakLockOf(lock: string): string {
+  return `${lock}.break`;
+}
+
+/**
+ * Breaks the lock judged abandoned, under the break lock (see the module's comment). Returns the
+ * break lock when another live process holds it (breaking the lock now): nothing was done.
+ */
+async function breakLock(
+  lock: string,
+  judged: Seen,
+  mine: LockContent,
+  staleMs: number,
+): Promise<Seen | null> {
+  const breaking = breakLockOf(lock);
+  // A break lock its process left when it died is broken, then tried once more.
+  for (let tries = 1; !(await tryLock(breaking, mine)); tries += 1) {
+    const other = await inspect(breaking);
+    if (other !== null && !abandoned(other, staleMs)) return other;
+    if (other !== null) await moveAside(breaking, other);
+    if (tries === 2) return null; // taken by others each time: look at the lock again
+  }
+  try {
+    const now = await inspect(lock);
+    if (now !== null && sameFile(now, judged)) await moveAside(lock, judged);
+  } catch (error) {
+    await unlock(breaking, mine.token).catch((release: unknown) => note(error, release));
+    throw error;
+  }
+  await unlock(breaking, mine.token);
+  return null;
+}
+
+/**
+ * Removes a break lock its process left when it died (after breaking the lock, before giving the
+ * break lock back): taken by this process, the lock is not being broken by anyone else.
+ */
+async function clearBreakLock(lock: string, staleMs: number): Promise<void> {
+  const breaking = breakLockOf(lock);
+  const left = await inspect(breaking);
+  if (left !== null && abandoned(left, staleMs)) await moveAside(breaking, left);
+}
+
 /** Moves the lock aside and removes it, if it is still the one judged; else puts it back. */
-async function breakLock(lock: string, judged: Seen): Promise<void> {
+async function moveAside(lock: string, judged: Seen): Promise<void> {
   const aside = `${lock}.broken-${randomUUID()}`;
   try {
     await rename(lock, aside);
@@ -308,7 +364,7 @@ async function breakLock(lock: string, judged: Seen): Promise<void> {
 }
 
 /** Whether the file moved aside is the lock judged (see the module's comment on inodes reused). */
-function sameFile(moved: Stats, judged: Seen): boolean {
+function sameFile(moved: Pick<Stats, 'ino' | 'size' | 'mtimeMs'>, judged: Seen): boolean {
   return moved.ino === judged.ino && moved.size === judged.size && moved.mtimeMs === judged.mtimeMs;
 }
 

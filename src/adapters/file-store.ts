@@ -650,7 +650,7 @@ async function syncFolder(folder: string, file: string): Promise<void> {
 
 /**
  * Removes what a process killed in the middle of a change left beside `file`: its temporary
- * files and a lock it had moved aside to break, once older than `ageMs` (no live process takes
+ * files and a lock (or break lock) it had moved aside to break, once older than `ageMs` (no live process takes
  * that long over one change; a lock held that long is broken as stale anyway). Called under the
  * lock for a project's file; for the discovery cache and the governor id, written without one,
  * the age alone keeps another process's write in progress.
@@ -665,7 +665,11 @@ async function removeLeftovers(file: string, ageMs: number): Promise<void> {
     throw fsError(error, `listing ${dir}`);
   }
   const leftovers = names.filter(
-    (n) => n.startsWith(prefix) && (n.endsWith('.tmp') || n.startsWith(`${prefix}lock.broken-`)),
+    (n) =>
+      n.startsWith(prefix) &&
+      (n.endsWith('.tmp') ||
+        n.startsWith(`${prefix}lock.broken-`) ||
+        n.startsWith(`${prefix}lock.break.broken-`)),
   );
   for (const name of leftovers) {
     const path = join(dir, name);

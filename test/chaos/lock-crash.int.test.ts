@@ -15,7 +15,8 @@ import { transpileForNode } from '../state/transpile.js';
  * at once (no lock left that it waits for), read a whole document (never half of one), and find
  * the lease either as it was or as the dead process took it; a lease a dead process took is
  * named, and `breakLease` (what `governor unlock` calls) clears it. What the dead process left
- * beside the document (temporary files, a lock moved aside) is gone after the next change.
+ * beside the document (temporary files, a lock moved aside, a break lock) is gone after the next
+ * change.
  */
 
 const cleanups: string[] = [];
