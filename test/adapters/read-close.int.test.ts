@@ -3,14 +3,18 @@
  * RESOURCE_EXHAUSTED (the run stopped waiting for it, reconcile/act.ts beforeDeadline), and the
  * run then closed its clients. Closing ends the wait at once: the read sends nothing more and
  * fails, and nothing is left to keep the process alive (the command line exits when its work is
- * done). Through the real `@google-cloud/run` and `@google-cloud/monitoring` clients, over gRPC,
- * against the emulator.
+ * done). A write waiting such a delay the same, whether or not its caller gave it a signal of its
+ * own. Through the real `@google-cloud/run`, `@google-cloud/monitoring`, `@google-cloud/asset` and
+ * `@google-cloud/cloudquotas` clients, over gRPC, against the emulator.
  */
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { createAssetSearchAdapter } from '../../src/adapters/assets.js';
 import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { createMonitoringAdapter } from '../../src/adapters/monitoring.js';
+import { createQuotaPreferenceAdapter } from '../../src/adapters/quota-preferences.js';
+import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import { RpcError, startEmulator } from '../../src/emulator/index.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 
@@ -76,7 +80,7 @@ async function within<T>(read: Promise<T>, ms: number): Promise<'pending' | 'set
   }
 }
 
-describe('closing the clients ends the reads still waiting', () => {
+describe('closing the clients ends the calls still waiting', () => {
   it('Cloud Run: a read waiting a retry delay fails at once, and is not sent again', async () => {
     emulator.resetCalls();
     refuse = 'ListServices';
@@ -113,6 +117,77 @@ describe('closing the clients ends the reads still waiting', () => {
       ).toEqual(['RESOURCE_EXHAUSTED']);
     } finally {
       refuse = undefined;
+    }
+  });
+
+  /** `read` of an adapter refused on `method`: settled at once after close, sent once only. */
+  async function endsAtClose(
+    method: string,
+    adapter: { close(): Promise<void> },
+    read: () => Promise<unknown>,
+  ): Promise<void> {
+    emulator.resetCalls();
+    refuse = method;
+    try {
+      const pending = read();
+      await answered(method, 1);
+      await adapter.close();
+      expect(await within(pending, 3_000)).toBe('settled');
+      await expect(pending).rejects.toThrow(/RESOURCE_EXHAUSTED/);
+      expect(
+        emulator
+          .calls()
+          .filter((c) => c.method.endsWith(`/${method}`))
+          .map((c) => c.code),
+      ).toEqual(['RESOURCE_EXHAUSTED']);
+    } finally {
+      refuse = undefined;
+    }
+  }
+
+  it('Cloud Asset Inventory: the same', async () => {
+    const adapter = createAssetSearchAdapter({ emulatorHost: emulator.host });
+    await endsAtClose('SearchAllResources', adapter, () =>
+      adapter.searchRunResources('organizations/123456789012'),
+    );
+  });
+
+  it('Cloud Quotas (quota info): the same', async () => {
+    const adapter = createQuotaAdapter({ emulatorHost: emulator.host, retry });
+    await endsAtClose('GetQuotaInfo', adapter, () =>
+      adapter.gpuQuota({
+        project: PROJECT,
+        region: REGION,
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+      }),
+    );
+  });
+
+  it('Cloud Quotas (quota preferences): the same, listed or read', async () => {
+    const listing = createQuotaPreferenceAdapter({ emulatorHost: emulator.host, retry });
+    await endsAtClose('ListQuotaPreferences', listing, () => listing.listPreferences(PROJECT));
+    const reading = createQuotaPreferenceAdapter({ emulatorHost: emulator.host, retry });
+    await endsAtClose('GetQuotaPreference', reading, () =>
+      reading.getPreference(`projects/${PROJECT}/locations/global/quotaPreferences/gpu-l4`),
+    );
+  });
+
+  it("Cloud Run: a write waiting a retry delay too, with or without its caller's signal", async () => {
+    for (const signal of [undefined, new AbortController().signal]) {
+      const adapter = createCloudRunAdapter({ emulatorHost: emulator.host, retry });
+      const before = await adapter.getService(PROJECT, REGION, 'alpha');
+      await endsAtClose('UpdateService', adapter, () =>
+        adapter.updateMaxInstances({
+          project: PROJECT,
+          region: REGION,
+          name: 'alpha',
+          maxInstances: 3,
+          etag: before.etag,
+          annotations: {},
+          ...(signal ? { signal } : {}),
+        }),
+      );
     }
   });
 });
