@@ -15,7 +15,7 @@ import type { AssetSearchPort } from '../ports/index.js';
 import { clientConfig, closeClients } from './client-config.js';
 import { cutText, UpstreamError } from '../core/errors.js';
 import { allPages } from './paging.js';
-import { defaultRetryPolicy, gaxReadOptions, withRetryInfo } from './retry.js';
+import { closingRetries, defaultRetryPolicy, gaxReadOptions } from './retry.js';
 
 const SCOPE = /^(organizations|folders)\/[1-9]\d{0,24}$/;
 
@@ -49,8 +49,7 @@ export function createAssetSearchAdapter(options: {
   emulatorHost?: string | null;
 }): AssetSearchPort {
   const client = new AssetServiceClient(clientConfig(options).options);
-  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
-  const closing = new AbortController();
+  const retries = closingRetries(defaultRetryPolicy);
   return {
     async searchRunResources(scope) {
       if (!SCOPE.test(scope)) {
@@ -62,15 +61,11 @@ export function createAssetSearchAdapter(options: {
       // autoPaginate off: one request per page, each with the read retries of every adapter.
       const results = await allPages(
         (pageToken) =>
-          withRetryInfo(
-            defaultRetryPolicy,
-            () =>
-              client.searchAllResources(
-                { scope, assetTypes: RUN_ASSET_TYPES, pageSize: MAX_SEARCH_PAGE_SIZE, pageToken },
-                { ...gaxReadOptions(defaultRetryPolicy), autoPaginate: false },
-              ),
-            undefined,
-            closing.signal,
+          retries.retry(() =>
+            client.searchAllResources(
+              { scope, assetTypes: RUN_ASSET_TYPES, pageSize: MAX_SEARCH_PAGE_SIZE, pageToken },
+              { ...gaxReadOptions(defaultRetryPolicy), autoPaginate: false },
+            ),
           ),
         what,
         MAX_SEARCH_PAGES,
@@ -92,7 +87,7 @@ export function createAssetSearchAdapter(options: {
     },
     // Its operations client's channel too, opened as it was built (client-config.ts closeClients).
     close: () => {
-      closing.abort();
+      retries.close();
       return closeClients([client]);
     },
   };

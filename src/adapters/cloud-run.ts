@@ -49,12 +49,12 @@ import { allPages } from './paging.js';
 import { namedUnder } from './resource-names.js';
 import {
   checkRetryPolicy,
+  closingRetries,
   defaultRetryPolicy,
   definedOnly,
   gaxBackoff,
   gaxReadOptions,
   grpcCode,
-  withRetryInfo,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -126,17 +126,9 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   const pages: CallOptions = { ...reads, autoPaginate: false };
   const writes = writeOptions(policy, polling);
   const polls = pollOptions(policy);
-  /**
-   * Aborted as the clients close: a call still waiting a retry delay (withRetryInfo) then sends
-   * nothing more and fails at once. The run stops waiting for a call at its deadline
-   * (reconcile/act.ts beforeDeadline) and closes its clients once it ends; without this, such a
-   * call would wait on (up to a minute) and be sent again after its run, and its timer would keep
-   * the command line's process alive until then.
-   */
-  const closing = new AbortController();
+  const retries = closingRetries(policy);
   /** A read, tried again on RESOURCE_EXHAUSTED after the delay Google asks for (retry.ts). */
-  const read = <T>(call: () => Promise<T>): Promise<T> =>
-    withRetryInfo(policy, call, undefined, closing.signal);
+  const read = retries.retry;
 
   async function fetchService(name: string): Promise<Service> {
     const [service] = await read(() => services.getService({ name }, reads)).catch(
@@ -326,12 +318,12 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 
       // Sent again on RESOURCE_EXHAUSTED only, after the delay its RetryInfo asks for (see
       // writeOptions for why that is safe), and never once the caller has given up on it.
-      const [operation] = await withRetryInfo(
-        policy,
-        () => services.updateService({ service, updateMask: { paths } }, writes),
-        undefined,
-        update.signal ? AbortSignal.any([update.signal, closing.signal]) : closing.signal,
-      ).catch(async (error: unknown) => Promise.reject(await writeRefusal(error, name, update)));
+      const [operation] = await retries
+        .retry(
+          () => services.updateService({ service, updateMask: { paths } }, writes),
+          update.signal,
+        )
+        .catch(async (error: unknown) => Promise.reject(await writeRefusal(error, name, update)));
       // google-gax polls the operation with the options of the call that started it; the polls
       // (reads) keep their own: a refused poll tried again on the policy's short backoff, never
       // a long wait.
@@ -394,7 +386,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     },
 
     close: async () => {
-      closing.abort();
+      retries.close();
       // Their operations clients' channels too, opened as they were built, whether or not the run
       // called them (client-config.ts closeClients).
       await closeClients([services, workerPools, executions, revisions]);

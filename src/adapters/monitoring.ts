@@ -26,14 +26,14 @@ import { translateGrpcError } from './grpc-errors.js';
 import { endlessListing, MAX_EMPTY_PAGES } from './paging.js';
 import {
   checkRetryPolicy,
+  closingRetries,
   defaultRetryPolicy,
   definedOnly,
   gaxReadOptions,
   grpcCode,
   grpcCodeName,
-  withRetryInfo,
 } from './retry.js';
-import type { RetryPolicy } from './retry.js';
+import type { ClosingRetries, RetryPolicy } from './retry.js';
 
 type ListTimeSeriesRequest = protos.google.monitoring.v3.IListTimeSeriesRequest;
 type ListTimeSeriesResponse = protos.google.monitoring.v3.IListTimeSeriesResponse;
@@ -208,8 +208,7 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
   );
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
   const client = new MetricServiceClient(clientConfig(options).options);
-  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
-  const closing = new AbortController();
+  const retries = closingRetries(policy);
   const read = (project: string, window: TimeWindow, query: Query): Promise<MetricSeries[]> =>
     listSeries(
       client,
@@ -218,7 +217,7 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
       project,
       window,
       query,
-      closing.signal,
+      retries,
     );
 
   return {
@@ -242,27 +241,23 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
       const q = QUERIES.instanceCounts;
       try {
         // Series headers only, one per page, over two minutes: the least Monitoring can answer.
-        await withRetryInfo(
-          policy,
-          () =>
-            client.listTimeSeries(
-              {
-                name: `projects/${project}`,
-                filter: `metric.type = "${q.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
-                interval: { startTime: timestamp(nowMs - 120_000), endTime: timestamp(nowMs) },
-                aggregation: {
-                  alignmentPeriod: { seconds: 60 },
-                  perSeriesAligner: q.aligner,
-                  crossSeriesReducer: q.reducer,
-                  groupByFields: GROUP_BY,
-                },
-                view: 'HEADERS',
-                pageSize: 1,
+        await retries.retry(() =>
+          client.listTimeSeries(
+            {
+              name: `projects/${project}`,
+              filter: `metric.type = "${q.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
+              interval: { startTime: timestamp(nowMs - 120_000), endTime: timestamp(nowMs) },
+              aggregation: {
+                alignmentPeriod: { seconds: 60 },
+                perSeriesAligner: q.aligner,
+                crossSeriesReducer: q.reducer,
+                groupByFields: GROUP_BY,
               },
-              { ...gaxReadOptions(policy), autoPaginate: false },
-            ),
-          undefined,
-          closing.signal,
+              view: 'HEADERS',
+              pageSize: 1,
+            },
+            { ...gaxReadOptions(policy), autoPaginate: false },
+          ),
         );
       } catch (error) {
         throw translateGrpcError(
@@ -274,7 +269,7 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
     writeGovernorMetrics: (project, atMs, points) =>
       writeGovernorMetrics(client, policy, project, atMs, points),
     close: () => {
-      closing.abort();
+      retries.close();
       return client.close();
     },
   };
@@ -390,7 +385,7 @@ async function listSeries(
   project: string,
   window: TimeWindow,
   query: Query,
-  signal: AbortSignal,
+  retries: ClosingRetries,
 ): Promise<MetricSeries[]> {
   checkQuery(project, window);
   const what = `reading ${query.metric} of project ${project} (ListTimeSeries)`;
@@ -417,11 +412,8 @@ async function listSeries(
   do {
     let page: [TimeSeries[], unknown, ListTimeSeriesResponse];
     try {
-      page = await withRetryInfo(
-        policy,
-        () => client.listTimeSeries({ ...request, pageToken }, callOptions),
-        undefined,
-        signal,
+      page = await retries.retry(() =>
+        client.listTimeSeries({ ...request, pageToken }, callOptions),
       );
     } catch (error) {
       throw unknownMetricError(error, query, project, what) ?? translateGrpcError(error, what);

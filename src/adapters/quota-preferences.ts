@@ -52,11 +52,11 @@ import { endlessListing, MAX_EMPTY_PAGES } from './paging.js';
 import { gpuQuotaId, isGpuQuotaId, parseQuotaValue } from './quotas.js';
 import {
   checkRetryPolicy,
+  closingRetries,
   defaultRetryPolicy,
   definedOnly,
   gaxReadOptions,
   grpcCode,
-  withRetryInfo,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -91,8 +91,7 @@ export function createQuotaPreferenceAdapter(
 ): QuotaPreferenceAdapter {
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
   const client = new CloudQuotasClient(clientConfig(options).options);
-  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
-  const closing = new AbortController();
+  const retries = closingRetries(policy);
   const write = { timeout: policy.attemptTimeoutMs, retry: null };
 
   const fail = (what: string) => (error: unknown) => {
@@ -126,16 +125,14 @@ export function createQuotaPreferenceAdapter(
       const seen = new Set<string>();
       let empty = 0;
       for (let page = 0; page < 1000; page++) {
-        const [list, , response] = await withRetryInfo(
-          policy,
-          () =>
+        const [list, , response] = await retries
+          .retry(() =>
             client.listQuotaPreferences(
               { parent, pageToken, pageSize: 100 },
               { ...gaxReadOptions(policy), autoPaginate: false },
             ),
-          undefined,
-          closing.signal,
-        ).catch(fail(`listing quota preferences of ${parent}`));
+          )
+          .catch(fail(`listing quota preferences of ${parent}`));
         // A location Google could not reach has its preferences left out of the answer, which is
         // not an error ("Locations that could not be reached": ListQuotaPreferencesResponse.
         // unreachable, google/api/cloudquotas/v1/cloudquotas.proto). Taken as complete, such a
@@ -170,12 +167,9 @@ export function createQuotaPreferenceAdapter(
       const fault = preferenceNameFault(name);
       if (fault !== null)
         throw new InputError('Invalid quota preference', [{ path: 'name', message: fault }]);
-      const [p] = await withRetryInfo(
-        policy,
-        () => client.getQuotaPreference({ name }, gaxReadOptions(policy)),
-        undefined,
-        closing.signal,
-      ).catch(fail(`reading quota preference ${name}`));
+      const [p] = await retries
+        .retry(() => client.getQuotaPreference({ name }, gaxReadOptions(policy)))
+        .catch(fail(`reading quota preference ${name}`));
       // GetQuotaPreference answers the preference it names: one answered under another name
       // (another id, another project) is not this one, and its state would decide the request
       // asked about. Refused, as quotas.ts refuses another quota's info; the project's number in
@@ -249,7 +243,7 @@ export function createQuotaPreferenceAdapter(
       return written(p, `changing quota preference ${input.name}`);
     },
     close: () => {
-      closing.abort();
+      retries.close();
       return client.close();
     },
   };

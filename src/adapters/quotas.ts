@@ -25,10 +25,10 @@ import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
   checkRetryPolicy,
+  closingRetries,
   defaultRetryPolicy,
   definedOnly,
   gaxReadOptions,
-  withRetryInfo,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -125,25 +125,21 @@ export interface QuotaAdapter extends QuotaPort {
 export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdapter {
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
   const client = new CloudQuotasClient(clientConfig(options).options);
-  /** Aborted as the client closes: a read waiting a retry delay then fails at once (cloud-run.ts). */
-  const closing = new AbortController();
+  const retries = closingRetries(policy);
   const cache = new Map<string, Promise<QuotaInfo>>();
 
   const quotaInfo = (project: string, quotaId: string): Promise<QuotaInfo> => {
     const name = `projects/${project}/locations/global/services/${RUN}/quotaInfos/${quotaId}`;
     let pending = cache.get(name);
     if (!pending) {
-      pending = withRetryInfo(
-        policy,
-        () => client.getQuotaInfo({ name }, gaxReadOptions(policy)),
-        undefined,
-        closing.signal,
-      ).then(
-        ([info]) => info,
-        (error: unknown) => {
-          throw translateGrpcError(error, `reading quota info ${name} (GetQuotaInfo)`);
-        },
-      );
+      pending = retries
+        .retry(() => client.getQuotaInfo({ name }, gaxReadOptions(policy)))
+        .then(
+          ([info]) => info,
+          (error: unknown) => {
+            throw translateGrpcError(error, `reading quota info ${name} (GetQuotaInfo)`);
+          },
+        );
       cache.set(name, pending);
     }
     return pending;
@@ -170,7 +166,7 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
     },
     clearCache: () => cache.clear(),
     close: () => {
-      closing.abort();
+      retries.close();
       return client.close();
     },
   };

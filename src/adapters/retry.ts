@@ -202,6 +202,35 @@ export async function withRetryInfo<T>(
   }
 }
 
+/**
+ * The calls of one adapter, each run by {@link withRetryInfo} under the adapter's policy: `retry`
+ * runs one, `close` is called as the adapter's clients close. Once closed, a call still waiting a
+ * retry delay sends nothing more and fails at once, as does one whose caller's own `signal` (a
+ * write's, MaxInstancesUpdate.signal) is aborted. The run stops waiting for a call at its deadline
+ * (reconcile/act.ts beforeDeadline) and closes its clients once it ends; without this, such a call
+ * would wait on (up to a minute) and be sent again after its run, and its timer would keep the
+ * command line's process alive until then.
+ */
+export interface ClosingRetries {
+  readonly retry: <T>(call: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
+  readonly close: () => void;
+}
+
+/** {@link ClosingRetries} under `policy`: one per adapter, its `close` called in the adapter's. */
+export function closingRetries(policy: RetryPolicy): ClosingRetries {
+  const closing = new AbortController();
+  return {
+    retry: (call, signal) =>
+      withRetryInfo(
+        policy,
+        call,
+        undefined,
+        signal ? AbortSignal.any([signal, closing.signal]) : closing.signal,
+      ),
+    close: () => closing.abort(),
+  };
+}
+
 /** Waits `ms`, or less when `signal` is aborted first. */
 function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
