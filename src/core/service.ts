@@ -116,6 +116,12 @@ export interface ObservedService {
   /** Why `servingRevisions` could not be read (the service is then counted coarsely). */
   revisionsUnread?: string;
   /**
+   * Set with `revisionsUnread`: `budget` when they were left unread for the reads a listing allows
+   * (observe/serving-revisions.ts REVISION_READS), `failed` when a read was refused or could not
+   * be made. Decisions read this, never the words of `revisionsUnread`.
+   */
+  revisionsUnreadFor?: 'budget' | 'failed';
+  /**
    * When neither max is set: what Cloud Run derives from the pool's quota (quota ÷ GPUs per
    * instance), filled in once the quota is known (observation, `withUnsetMax`); the API itself
    * shows only that both are unset.

@@ -100,15 +100,15 @@ export async function withRevisionsRead(
   const readAll = async <T extends Parent & { servingRevisions?: ServingRevision[] }>(
     s: T,
     kind: RevisionKind,
-  ): Promise<{ revisions: ServingRevision[] } | { unread: string }> => {
+  ): Promise<{ revisions: ServingRevision[] } | Unread> => {
     const revisions = s.servingRevisions ?? [];
     if (get === undefined)
-      return { unread: 'revisions cannot be read through this Cloud Run port' };
+      return { unread: 'revisions cannot be read through this Cloud Run port', for: 'failed' };
     const toRead = revisions.filter((r) => memo.get(s, r.name, kind) === undefined).length;
     if (toRead > budget) {
       // Services past the budget are said once, below; a worker pool, by its own problem.
       if (kind === 'services') skipped.push(s);
-      return { unread: OVER_BUDGET };
+      return { unread: kind === 'services' ? OVER_BUDGET : POOL_OVER_BUDGET, for: 'budget' };
     }
     budget -= toRead;
     try {
@@ -128,17 +128,17 @@ export async function withRevisionsRead(
     } catch (error) {
       const why = errorMessage(error);
       problems.push(unreadProblem(s, kind, why));
-      return { unread: why };
+      return { unread: why, for: 'failed' };
     }
   };
   const read = async (s: ObservedService): Promise<ObservedService> => {
     if (!needsServingRevisions(s)) return s;
     const found = await readAll(s, 'services');
     if ('unread' in found) {
-      const unread = { ...s, revisionsUnread: found.unread };
+      const unread = { ...s, revisionsUnread: found.unread, revisionsUnreadFor: found.for };
       // Past the budget a GPU service with a revision only tagged holds its region as a refused
       // read does (`taggedUnknown`), said on its own.
-      if (found.unread === OVER_BUDGET && taggedUnknown(unread))
+      if (found.for === 'budget' && taggedUnknown(unread))
         problems.push(unreadProblem(s, 'services', found.unread));
       return unread;
     }
@@ -148,9 +148,8 @@ export async function withRevisionsRead(
     if (w.templateServes !== false || (w.servingRevisions ?? []).length === 0) return w;
     const found = await readAll(w, 'workerPools');
     if ('unread' in found) {
-      const why = found.unread === OVER_BUDGET ? POOL_OVER_BUDGET : found.unread;
-      if (found.unread === OVER_BUDGET) problems.push(unreadProblem(w, 'workerPools', why));
-      return { ...w, revisionsUnread: why };
+      if (found.for === 'budget') problems.push(unreadProblem(w, 'workerPools', found.unread));
+      return { ...w, revisionsUnread: found.unread };
     }
     return { ...w, servingRevisions: found.revisions, ...widestGpu(w, found.revisions) };
   };
@@ -285,5 +284,11 @@ const POOL_OVER_BUDGET = `not read: more than ${REVISION_READS} revisions to rea
 
 /** Whether `s`'s serving revisions were left unread for the reads a listing allows, not refused. */
 export function unreadPastBudget(s: ObservedService): boolean {
-  return s.revisionsUnread === OVER_BUDGET;
+  return s.revisionsUnreadFor === 'budget';
+}
+
+/** Why revisions are unread: the words said (`revisionsUnread`) and what happened (`revisionsUnreadFor`). */
+interface Unread {
+  unread: string;
+  for: NonNullable<ObservedService['revisionsUnreadFor']>;
 }

@@ -5,8 +5,12 @@ import type { ObservedService } from '../../src/core/service.js';
 import {
   REVISION_READS,
   RevisionMemo,
+  taggedUnknown,
+  unreadPastBudget,
+  withRevisionsRead,
   withServingRevisions,
 } from '../../src/observe/serving-revisions.js';
+import type { ObservedWorkerPool } from '../../src/ports/cloud-run.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
 import { observedService } from '../support/fixtures.js';
 
@@ -308,4 +312,56 @@ describe('withServingRevisions with the memo of a run', () => {
     await withServingRevisions(run, [pinned('a')], []);
     expect(read).toHaveLength(2);
   });
+
+  // Whether revisions were left unread for the reads allowed or refused is what was done, not how
+  // it reads: a refusal worded as the budget's note (Google's words, or a proxy's) is a refusal.
+  it('tells a read refused from one left for the budget by what happened, not by its words', async () => {
+    const budgetWords = (await withServingRevisions(port().run, tooMany(), [])).at(
+      -1,
+    )?.revisionsUnread;
+    expect(budgetWords).toMatch(/^not read: more than/);
+    const refusing: CloudRunPort = {
+      ...port().run,
+      getRevisionMax: () => Promise.reject(new Error(budgetWords)),
+    };
+    // A service without a GPU with a revision only tagged: a refused read holds its region, one
+    // left for the budget does not (taggedUnknown).
+    const tagged: ObservedService = {
+      ...pinned('cpu'),
+      gpu: null,
+      templateServes: true,
+      servingRevisions: [{ name: 'cpu-00001', inSplit: false }],
+    };
+    const problems: ObservationProblem[] = [];
+    const [refused] = await withServingRevisions(refusing, [tagged], problems);
+    expect(refused?.revisionsUnread).toBe(budgetWords);
+    expect(unreadPastBudget(refused as ObservedService)).toBe(false);
+    expect(taggedUnknown(refused as ObservedService)).toBe(true);
+    expect(problems.map((p) => p.subject)).toEqual(['tagged-revisions']);
+    // A worker pool refused so keeps the refusal's words, said once.
+    const pool: ObservedWorkerPool = {
+      project: 'p',
+      region: 'us-central1',
+      name: 'pool',
+      gpu: null,
+      manualInstanceCount: 1,
+      templateServes: false,
+      servingRevisions: [{ name: 'pool-00001', inSplit: true }],
+    };
+    const poolProblems: ObservationProblem[] = [];
+    const { workerPools } = await withRevisionsRead(
+      refusing,
+      { services: [], workerPools: [pool] },
+      poolProblems,
+    );
+    expect(workerPools[0]?.revisionsUnread).toBe(budgetWords);
+    expect(poolProblems).toHaveLength(1);
+  });
 });
+
+/** More pinned GPU services than a listing reads: the last is left unread for the budget. */
+function tooMany(): ObservedService[] {
+  return Array.from({ length: REVISION_READS + 1 }, (_, i) =>
+    pinned(`svc-${String(i).padStart(3, '0')}`),
+  );
+}
