@@ -50,6 +50,21 @@ export const Alert = z.strictObject({
 export type Alert = z.infer<typeof Alert>;
 
 /**
+ * An alert (or the condition record of one, core/notify.ts) told again: its summary replaced and
+ * `details` laid over its details, every other field, and the order of the fields, as it was, so
+ * that its JSON differs in these alone. How a plan's conditions are told as the run's writes left
+ * them (core/conditions.ts), a planned event before its outcome is known (core/run-alerts.ts,
+ * core/quota-requests.ts) and a condition handed back between a project and its regional units.
+ */
+export function restated<T extends Pick<Alert, 'summary' | 'details'>>(
+  a: T,
+  summary: string,
+  details: Record<string, unknown>,
+): T {
+  return { ...a, summary, details: { ...a.details, ...details } };
+}
+
+/**
  * The most bytes of UTF-8 Pub/Sub takes in one attribute value, and in an ordering key ("1 KB"):
  * https://cloud.google.com/pubsub/quotas#resource_limits. It refuses a longer one with
  * INVALID_ARGUMENT, the whole message, and with it every message of its ordering key. The

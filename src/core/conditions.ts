@@ -1,4 +1,4 @@
-import type { Alert, AlertType, Severity } from './alert.js';
+import { restated, type Alert, type AlertType, type Severity } from './alert.js';
 import {
   CAP_UNKNOWN,
   capsAsLeft,
@@ -379,11 +379,11 @@ function overBudgetAsLeft(
     if (a.summary !== overBudgetSummary(poolWords(pool), pool)) return a;
     const still =
       left > pool.budget ? ", still over (the run's apply.failed or skipped writes say why)" : '';
-    return {
-      ...a,
-      summary: `Caps in ${poolWords(pool)} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}: the plan lowers them to ${pool.capsAfter}, but its writes left them at ${left}${still}`,
-      details: { ...a.details, capsLeft: left },
-    };
+    return restated(
+      a,
+      `Caps in ${poolWords(pool)} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}: the plan lowers them to ${pool.capsAfter}, but its writes left them at ${left}${still}`,
+      { capsLeft: left },
+    );
   });
 }
 
@@ -437,11 +437,7 @@ export function usageUnknownAsLeft(
       return { ...s, to: cap, planned: s.to };
     });
     if (!changed) return a;
-    return {
-      ...a,
-      summary: usageUnknownSummary(where, asLeft),
-      details: { ...a.details, services: asLeft },
-    };
+    return restated(a, usageUnknownSummary(where, asLeft), { services: asLeft });
   });
 }
 
@@ -491,15 +487,10 @@ export function starvedAsLeft(
     if (typeof want !== 'number' || !(typeof peak === 'number' || peak === null)) return [a];
     if (!isStarved(cap, want, peak)) return [];
     const lead = starvedLead(a.service, planned);
-    return [
-      {
-        ...a,
-        summary: a.summary.startsWith(lead)
-          ? starvedLead(a.service, cap) + a.summary.slice(lead.length)
-          : a.summary,
-        details: { ...a.details, cap, shortfall: want - cap },
-      },
-    ];
+    const summary = a.summary.startsWith(lead)
+      ? starvedLead(a.service, cap) + a.summary.slice(lead.length)
+      : a.summary;
+    return [restated(a, summary, { cap, shortfall: want - cap })];
   });
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-import { Alert, Severity } from './alert.js';
+import { Alert, restated, Severity } from './alert.js';
 import { alertPoolKey, type AlertPlace } from './conditions.js';
 import { beyondSkew } from './duration.js';
 import { compareText } from './pool.js';
@@ -557,15 +557,13 @@ export function claimConditions(
     if (record === undefined || !claimable(record, project, region)) continue;
     if (handedOverTo(record) === region) continue;
     claimed.push(key);
-    next[key] = {
-      ...record,
-      ...(record.region === null
-        ? {
-            summary: `${record.summary} (the project is now governed per region; handed over to its unit in ${region})`,
-          }
-        : {}),
-      details: { ...record.details, [HANDED_OVER_TO]: region },
-    };
+    next[key] = restated(
+      record,
+      record.region === null
+        ? `${record.summary} (the project is now governed per region; handed over to its unit in ${region})`
+        : record.summary,
+      { [HANDED_OVER_TO]: region },
+    );
   }
   return { whole: next, claimed };
 }
@@ -619,11 +617,9 @@ export function takeBackConditions(
     moved.push(key);
     next[key] ??=
       record.region === region && record.accelerator === null
-        ? {
-            ...record,
-            summary: `${record.summary} (the project is governed whole again)`,
-            details: { ...record.details, takenBackFrom: region },
-          }
+        ? restated(record, `${record.summary} (the project is governed whole again)`, {
+            takenBackFrom: region,
+          })
         : record;
   }
   return { own: next, moved };

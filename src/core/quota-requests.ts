@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Alert } from './alert.js';
+import { restated, type Alert } from './alert.js';
 import { makeAlert, projectWide } from './conditions.js';
 import { beyondSkew } from './duration.js';
 import { withUniqueIds } from './notify.js';
@@ -252,11 +252,11 @@ export function plannedQuotaRequest(
   const event = quotaRequestedAlert(ctx, rec, req, justification);
   const [planned] = withUniqueIds(
     [
-      {
-        ...event,
-        summary: `${event.summary} (planned; the run has not yet reported whether it was filed)`,
-        details: { ...event.details, outcome: 'pending-outcome' },
-      },
+      restated(
+        event,
+        `${event.summary} (planned; the run has not yet reported whether it was filed)`,
+        { outcome: 'pending-outcome' },
+      ),
     ],
     ctx.runId,
   );

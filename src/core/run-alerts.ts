@@ -1,4 +1,10 @@
-import { alertAttributes, MAX_ORDERING_KEY_BYTES, wholeAttributes, type Alert } from './alert.js';
+import {
+  alertAttributes,
+  MAX_ORDERING_KEY_BYTES,
+  restated,
+  wholeAttributes,
+  type Alert,
+} from './alert.js';
 import { writesInPool } from './as-left.js';
 import { alertPoolKey, dedupKeyOf, makeAlert, projectWide, type AlertPlace } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
@@ -200,11 +206,13 @@ export function plannedEvents(ctx: RunContext, project: string, plan: Plan): Ale
     const mine = writes.filter((w) => w.region === pool.region && inPool.has(w.name));
     const event = appliedEvent(ctx, pool, mine);
     if (event) {
-      events.push({
-        ...event,
-        summary: `${event.summary} (planned; the run has not yet reported how its writes went)`,
-        details: { ...event.details, outcome: 'pending-outcome' },
-      });
+      events.push(
+        restated(
+          event,
+          `${event.summary} (planned; the run has not yet reported how its writes went)`,
+          { outcome: 'pending-outcome' },
+        ),
+      );
     }
   }
   return withUniqueIds(events, ctx.runId);
