@@ -108,9 +108,18 @@ interface ActOptions {
   log: Logger;
   /** The run's time, for the governor's annotations. */
   nowIso: string;
-  /** Wall-clock instant after which no write starts. */
+  /** The instant of `clock` after which no write starts. */
   deadline: number;
+  /**
+   * The time elapsed (reconcile/run.ts, `elapsed`): the deadline and every duration measured
+   * (a read's, a write's, for raiseMargin). No step of the wall clock moves it.
+   */
   clock: () => number;
+  /**
+   * The wall clock: the time stamped on the services written, and against which another
+   * governor's stamp is judged (both compared with other machines' clocks).
+   */
+  wall: () => number;
   /** At most this many writes in flight at once (all regions). */
   writeConcurrency: number;
   /**
@@ -373,7 +382,7 @@ function otherGovernors(
       pool,
       { services, quota: null },
       opts.writerId,
-      opts.clock(),
+      opts.wall(),
       opts.otherWriterTtlMs,
     );
     if (!other) continue;
@@ -768,7 +777,7 @@ async function raiseRound(
       rest: [],
     };
   }
-  const other = otherWriter(pool, read, opts.writerId, opts.clock(), opts.otherWriterTtlMs);
+  const other = otherWriter(pool, read, opts.writerId, opts.wall(), opts.otherWriterTtlMs);
   if (other) {
     const why = otherGovernor(other, 'raised');
     opts.log.log('WARNING', `${poolKey(pool)}: ${why}`);
@@ -1236,7 +1245,7 @@ async function write(
     [ANNOTATIONS.reason]: cutText(c.reason + note, REASON_MAX),
     [ANNOTATIONS.writer]: opts.writerId,
     // On the wall clock, as a lease: another governor judges it against its own wall clock.
-    [ANNOTATIONS.writtenAt]: new Date(opts.clock()).toISOString(),
+    [ANNOTATIONS.writtenAt]: new Date(opts.wall()).toISOString(),
   };
   if (svc.annotations[ANNOTATIONS.originalMax] === undefined) {
     annotations[ANNOTATIONS.originalMax] =

@@ -97,10 +97,10 @@ async function askForLease(
           ttlMs,
           new Date((deps.leaseClock ?? run.wall)()).toISOString(),
         ),
-      { deadline: run.deadline, clock: run.wall },
+      { deadline: run.deadline, clock: run.elapsed },
       `taking the lease of ${project}`,
     );
-    if (lease.acquired || attempt >= attempts || run.wall() + retryMs >= run.deadline) {
+    if (lease.acquired || attempt >= attempts || run.elapsed() + retryMs >= run.deadline) {
       return { lease, asked: attempt };
     }
     await sleep(retryMs);
@@ -119,7 +119,8 @@ async function askForLease(
  */
 export async function renewAfterPrompt(run: Run): Promise<void> {
   const { deps, options, held } = run;
-  const answered = run.wall();
+  // On the time elapsed, as at the start (reconcile.ts); the lease is renewed on the wall clock.
+  const answered = run.elapsed();
   const deadline = answered + options.deadlineMs;
   for (const project of held) {
     await beforeDeadline(
@@ -130,7 +131,7 @@ export async function renewAfterPrompt(run: Run): Promise<void> {
           leaseTtlMs(options),
           new Date((deps.leaseClock ?? run.wall)()).toISOString(),
         ),
-      { deadline, clock: run.wall },
+      { deadline, clock: run.elapsed },
       `renewing the lease of ${project} after the confirmation`,
     );
   }

@@ -31,7 +31,7 @@ export async function prepareOutbox(
   box: Outbox,
 ): Promise<void> {
   const { deps, ctx } = run;
-  const bound = { deadline: run.deadline, clock: run.wall };
+  const bound = { deadline: run.deadline, clock: run.elapsed };
   const pending = box.entries.filter((e) => e.state === 'pending-outcome');
   // Planned quota requests are settled against the quota preferences, by the quota request step.
   const left = pending.filter((e) => e.alert.type !== 'quota.requested');

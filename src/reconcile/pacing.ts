@@ -44,8 +44,9 @@
  *
  * A minute is a minute of the time elapsed, not of the wall clock: a wall clock that jumps
  * forward would otherwise make the calls of the last minute look a minute old at once, and a
- * second minute's calls start within one real minute, beyond the quota; only the run deadline
- * (`notAfter`) is a time of the wall clock, read on it.
+ * second minute's calls start within one real minute, beyond the quota. The run deadline
+ * (`notAfter`) is a time of that clock too (the run's, reconcile/run.ts), so no step of the wall
+ * clock moves it either.
  *
  * Other writers (deploys) spend the same quota: the adapter retries a 429 (RESOURCE_EXHAUSTED)
  * with backoff, which sends nothing twice. The clocks and the sleep are injected so that tests
@@ -128,6 +129,37 @@ interface Entry {
   booked: boolean;
 }
 
+/**
+ * The time elapsed, on which the writes are paced and a run's deadline and durations are counted
+ * (reconcile/run.ts): `elapsed`, never the wall clock. A wall clock that steps (an NTP step, a
+ * clock corrected, a virtual machine resumed) would change the age of the calls counted: a step
+ * forward would make them look a minute old at once, and let a second minute's calls start in the
+ * same real minute (over the quota); a step back would make them look as if they were to come,
+ * so that the next slot waited as long as the step. The same step would lengthen or shorten a
+ * run. By default it is performance.now(), a time "not subject to system clock skew or
+ * adjustments" (High Resolution Time, https://www.w3.org/TR/hr-time-2/); a clock that does not run
+ * while the machine is suspended makes the calls counted look younger than they are, so the
+ * pacer waits longer, never less. A wall clock given without it is a virtual world's (tests, the
+ * simulator), one clock that its `sleep` moves: that one counts the time elapsed too. Either way
+ * the time is taken forward only: a reading that goes back (`behind`, added to every later
+ * reading) leaves the calls counted as old as they are, and the time left to a run as short.
+ */
+export function elapsedClock(elapsed?: () => number, wall?: () => number): () => number {
+  const read = elapsed ?? wall ?? (() => performance.now());
+  let behind = 0;
+  let last = -Infinity;
+  return (): number => {
+    const t = read() + behind;
+    if (t < last) behind += last - t;
+    last = Math.max(last, t);
+    return last;
+  };
+}
+
+/**
+ * A pacer on the time elapsed (see {@link elapsedClock}: `elapsed`, else `wall`, else
+ * performance.now()). Every `notAfter` given to it is a time of that same clock, read on it.
+ */
 export function createPacer(
   perMinute: number,
   wall?: () => number,
@@ -135,36 +167,15 @@ export function createPacer(
   elapsed?: () => number,
 ): Pacer {
   const budget = Math.max(1, Math.floor(perMinute));
-  const wallNow = wall ?? Date.now;
+  const read = elapsed ?? wall ?? (() => performance.now());
+  const now = elapsedClock(read);
   /**
-   * The pacer's own time: the time elapsed (`elapsed`), never the wall clock. A wall clock that
-   * steps (an NTP step, a clock corrected, a virtual machine resumed) would change the age of the
-   * calls counted: a step forward would make them look a minute old at once, and let a second
-   * minute's calls start in the same real minute (over the quota); a step back would make them
-   * look as if they were to come, so that the next slot waited as long as the step. By default it
-   * is performance.now(), a time "not subject to system clock skew or adjustments" (High
-   * Resolution Time, https://www.w3.org/TR/hr-time-2/);
-   * a clock that does not run while the machine is suspended makes the calls counted look
-   * younger than they are, so the pacer waits longer, never less. A wall clock given without it
-   * is a virtual world's (tests, the simulator), one clock that its `sleep` moves: that one paces
-   * too. Either way the time is taken forward only: a reading that goes back (`behind`, added to
-   * every later reading) leaves the calls counted as old as they are.
+   * A time of the clock given (`notAfter`: the run deadline) on the pacer's, from `t`, the
+   * pacer's time now: as far after `t` as it is after the clock's reading now. The same unless
+   * that clock went back, as a virtual world's one clock may (the run's own never does:
+   * reconcile/run.ts).
    */
-  const elapsedNow = elapsed ?? wall ?? (() => performance.now());
-  let behind = 0;
-  let last = -Infinity;
-  const now = (): number => {
-    const t = elapsedNow() + behind;
-    if (t < last) behind += last - t;
-    last = Math.max(last, t);
-    return last;
-  };
-  /**
-   * A time of the wall clock (`notAfter`: the run deadline) on the pacer's, from `t`, the pacer's
-   * time now: as far after `t` as it is after the wall clock's reading now. A jump of the wall
-   * clock thus moves it as it moves every other reading of the run's deadline.
-   */
-  const onWall = (at: number, t: number): number => t + (at - wallNow());
+  const onClock = (at: number, t: number): number => t + (at - read());
   /** Per key, the slots handed out and the starts counted, in time order (a minute old: dropped). */
   const entries = new Map<string, Entry[]>();
   const entriesOf = (key: string, t: number): Entry[] => {
@@ -198,7 +209,7 @@ export function createPacer(
     const t = now();
     const list = entriesOf(key, t);
     const at = startOf(list, count, t);
-    if (at > onWall(notAfter, t)) return null;
+    if (at > onClock(notAfter, t)) return null;
     record(list, at, count, true);
     if (at > t) await sleep(at - t);
     return at;
@@ -231,7 +242,7 @@ export function createPacer(
     notAfter: number,
   ): Promise<{ value: T } | 'late' | 'again'> =>
     place(async () => {
-      if (wallNow() > notAfter) {
+      if (read() > notAfter) {
         release(key, slotAt);
         return 'late' as const;
       }

@@ -21,7 +21,7 @@ import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { alertEachProject } from './alerts.js';
 import { alertLeaseHeld, leaseTtlMs, releaseAll, renewAfterPrompt, takeLeases } from './lease.js';
 import { logSetAside, logUnreadableCount, prepareOutbox } from './outbox.js';
-import { createPacer } from './pacing.js';
+import { createPacer, elapsedClock } from './pacing.js';
 import { preflightServices, preflightTopic } from './preflight.js';
 import { recordRuns } from './run-record.js';
 import {
@@ -163,9 +163,12 @@ async function startRun(
 ): Promise<Run> {
   const wall = deps.wallClock ?? Date.now;
   const startedWall = wall();
+  // The deadline on the time elapsed: no step of the wall clock lengthens or shortens the run.
+  const elapsed = elapsedClock(deps.elapsedClock, deps.wallClock);
+  const startedElapsed = elapsed();
   const mode = options.mode ?? policy.mode;
   const nowMs = await deps.now();
-  const deadline = startedWall + options.deadlineMs;
+  const deadline = startedElapsed + options.deadlineMs;
   const report: RunReport = {
     runId: options.runId,
     mode,
@@ -185,7 +188,7 @@ async function startRun(
   try {
     report.governorId = await beforeDeadline(
       () => deps.store.governorId(),
-      { deadline, clock: wall },
+      { deadline, clock: elapsed },
       "reading the governor's id",
     );
   } catch (e) {
@@ -201,6 +204,8 @@ async function startRun(
     mode,
     wall,
     startedWall,
+    elapsed,
+    startedElapsed,
     deadline,
     nowMs,
     ctx: {
@@ -225,14 +230,14 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
   const scoped: Policy = { ...run.policy, projects: held, mode: run.mode };
   const observation = await beforeDeadline(
     () => observe(scoped, deps.ports, run.nowMs, run.revisions),
-    { deadline: run.deadline, clock: run.wall },
+    { deadline: run.deadline, clock: run.elapsed },
     'observing',
   );
   report.problems = observation.problems;
   for (const p of observation.problems) deps.log.log('WARNING', renderProblem(p));
   const planned = makePlan(observation.snapshot, scoped, run.ctx.at, {
     runId: options.runId,
-    shouldStop: () => run.wall() > run.deadline,
+    shouldStop: () => run.elapsed() > run.deadline,
   });
   const plan = options.restore
     ? restorePlan(planned, originalMaxes(observation.services), scoped.limits.maxChangesPerRun)
@@ -267,7 +272,7 @@ async function firstRound(
   held: string[],
 ): Promise<{ decided: Decided; outboxes: Outbox[] }> {
   const { deps } = run;
-  const bound = { deadline: run.deadline, clock: run.wall };
+  const bound = { deadline: run.deadline, clock: run.elapsed };
   const [, decided, outboxes] = await settleAll([
     beforeDeadline(() => preflightTopic(run.policy, deps.sink), bound, 'checking the alert topic'),
     observeAndPlan(run, held),
@@ -302,7 +307,7 @@ async function checkServices(run: Run, plan: Plan): Promise<void> {
   try {
     items = await beforeDeadline(
       () => preflightServices(plan, run.mode, deps.ports.run),
-      { deadline: run.deadline, clock: run.wall },
+      { deadline: run.deadline, clock: run.elapsed },
       'checking the permissions of the services to write',
     );
   } catch (e) {
@@ -350,17 +355,13 @@ async function act(
     // A service that sets no max is counted at what Cloud Run derives from the quota, as planned;
     // a revision observation read is not read again.
     run: withUnsetMax(deps.ports.run, (id) => quotaInPlan(plan, id), run.revisions),
-    // Paced on the time elapsed; the deadline given to each write is on the wall clock.
-    pacer: createPacer(
-      policy.limits.writesPerMinute,
-      deps.wallClock,
-      deps.sleep,
-      deps.elapsedClock,
-    ),
+    // Paced on the time elapsed, as the deadline given to each write is counted.
+    pacer: createPacer(policy.limits.writesPerMinute, deps.wallClock, deps.sleep, run.elapsed),
     log: deps.log,
     nowIso: run.ctx.at,
     deadline: run.deadline,
-    clock: run.wall,
+    clock: run.elapsed,
+    wall: run.wall,
     writeConcurrency: policy.limits.writeConcurrency,
     quotas: deps.ports.quotas,
     ...(observed ? { observed } : {}),
@@ -397,7 +398,7 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
   if (!monitoring.writeGovernorMetrics) return errors;
   const write = monitoring.writeGovernorMetrics.bind(monitoring);
   for (const project of held) {
-    const seconds = (run.wall() - run.startedWall) / 1000;
+    const seconds = (run.elapsed() - run.startedElapsed) / 1000;
     const points = governorMetrics(project, plan, report.writes, seconds, run.options.region);
     try {
       const outcome = await beforeDeadline(

@@ -36,14 +36,16 @@ export interface ReconcileDeps {
   /** The run's time (the emulator's clock against the emulator). */
   now: () => Promise<number>;
   /**
-   * Wall clock for deadlines; default Date.now. Given without `elapsedClock`, it is a virtual
-   * world's one clock (its `sleep` moves it), and the writes are paced on it too.
+   * The wall clock, for the times this run stamps or compares with other machines' (the lease,
+   * the run records, the stamps on the services it writes, the outbox); default Date.now. Given
+   * without `elapsedClock`, it is a virtual world's one clock (its `sleep` moves it), and the
+   * run's deadline and pacing run on it too.
    */
   wallClock?: () => number;
   /**
-   * The time elapsed (ms from any origin), on which the writes are paced (reconcile/pacing.ts): a
-   * clock no step of the wall clock moves. Default performance.now(), or `wallClock` when that is
-   * given.
+   * The time elapsed (ms from any origin), on which the run's deadline is counted, its durations
+   * measured and its writes paced (reconcile/pacing.ts, elapsedClock): a clock no step of the
+   * wall clock moves. Default performance.now(), or `wallClock` when that is given.
    */
   elapsedClock?: () => number;
   /**
@@ -129,9 +131,17 @@ export interface Run {
   deps: ReconcileDeps;
   options: ReconcileOptions;
   mode: Policy['mode'];
+  /** The wall clock: for the times stamped or compared with other machines', never a deadline. */
   wall: () => number;
   startedWall: number;
-  /** Wall-clock instant after which no write starts. */
+  /**
+   * The time elapsed (ReconcileDeps.elapsedClock, forward only): the run's deadline and the
+   * durations it measures. A wall clock that steps back would otherwise lengthen the run in real
+   * time, past the lease other governors judge on their own clocks (lease.ts).
+   */
+  elapsed: () => number;
+  startedElapsed: number;
+  /** The instant of `elapsed` after which no write starts. */
   deadline: number;
   nowMs: number;
   ctx: RunContext;
@@ -185,7 +195,7 @@ export function alertGrace(run: Run): { readonly deadline: number; clock: () => 
     get deadline() {
       return run.deadline + ALERT_GRACE_MS;
     },
-    clock: run.wall,
+    clock: run.elapsed,
   };
 }
 

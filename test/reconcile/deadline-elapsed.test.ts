@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import { onePoolFleet } from '../support/fixtures.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+
+/**
+ * The run deadline is a time elapsed since the run started, not a time of the wall clock. A wall
+ * clock that steps back (an NTP step, a clock corrected) would otherwise lengthen the run in real
+ * time, past the lease other governors judge on their own clocks; one that jumps forward would
+ * end it early and make a read across the jump look slow. The wall clock (`wallClock`) and the
+ * time elapsed (`elapsedClock`) are injected apart, as a machine whose clock steps has them.
+ */
+
+const PROJECT = 'elapsed-project';
+const REGION = 'us-central1';
+const START = Date.parse('2026-11-27T13:00:00Z');
+
+describe('the run deadline on the time elapsed', () => {
+  it('a wall clock stepping back 10 minutes mid-run: no call after start + deadlineMs of elapsed time', async () => {
+    // Two idle services to lower and four busy ones to raise, one write a minute: not all fit in
+    // 150 s.
+    const busy = ['busy-c', 'busy-d', 'busy-e', 'busy-f'].map((n) => [n, 1, 2] as const);
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 12, [['idle-a', 4, 0], ['idle-b', 4, 0], ...busy]),
+      ),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    // Every call the run makes to Cloud Run, at its time elapsed.
+    const calls: number[] = [];
+    let t = START;
+    let wallOffset = 0;
+    const deadlineMs = 150_000;
+    const at = () => calls.push(t);
+    const run = {
+      ...sim.run,
+      listServices: async (p: string, r: string) => {
+        at();
+        return sim.run.listServices(p, r);
+      },
+      getService: async (...args: Parameters<typeof sim.run.getService>) => {
+        at();
+        return sim.run.getService(...args);
+      },
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        at();
+        // Right after the first write the wall clock steps back 10 minutes.
+        if (wallOffset === 0) wallOffset = -600_000;
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    const report = await reconcileReport(
+      parsePolicy({
+        version: 1,
+        projects: [PROJECT],
+        regions: [REGION],
+        defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+        services: [{ match: {} }],
+        limits: { writesPerMinute: 1 },
+      }),
+      {
+        ports: { ...sim, run },
+        clock: () => m.now,
+        wallClock: () => t + wallOffset,
+        elapsedClock: () => t,
+        sleep: async (ms) => {
+          t += ms;
+        },
+      },
+      { runId: 'stepped-back', deadlineMs, writerId: 'me' },
+    );
+    expect(wallOffset).toBe(-600_000);
+    expect(calls.length).toBeGreaterThan(0);
+    expect(Math.max(...calls) - START, calls.map((c) => c - START).join(', ')).toBeLessThanOrEqual(
+      deadlineMs,
+    );
+    const causes = report.writes.map((w) => w.cause);
+    // The two decreases fit in the deadline; the raises' slots, a minute apart, would not.
+    expect(causes).toEqual(['written', 'written', 'deadline', 'deadline', 'deadline', 'deadline']);
+  });
+
+  it('a wall clock jumping 45 s forward during the read before the raises: the raises are made, and lowered back when another writer filled the pool', async () => {
+    // Quota 12: idle (4, unused) is lowered, svc-a and svc-b (1, want 4) raised; ext (unmanaged)
+    // is another writer's, which fills the pool right after the read the raises are decided on.
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 12, [
+          ['idle', 4, 0],
+          ['svc-a', 1, 4],
+          ['svc-b', 1, 4],
+          ['ext', 1, 0],
+        ]),
+      ),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const caps = () => m.listServices().reduce((a, s) => a + s.maxInstances, 0);
+    let t = START;
+    let jumped = 0;
+    let wrote = false;
+    let filled = false;
+    const run = {
+      ...sim.run,
+      listServices: async (p: string, r: string) => {
+        t += 100;
+        const read = await sim.run.listServices(p, r);
+        if (wrote && !filled) {
+          filled = true;
+          // The wall clock jumps while the read is in flight, and another writer raises ext.
+          jumped = 45_000;
+          const ext = m.findService('ext', PROJECT, REGION);
+          m.update(ext, { maxInstances: ext.maxInstances + (12 - caps()) });
+        }
+        return read;
+      },
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        t += 3_000;
+        wrote = true;
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    const report = await reconcileReport(
+      parsePolicy({
+        version: 1,
+        projects: [PROJECT],
+        regions: [REGION],
+        defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
+        services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
+        limits: { writesPerMinute: 6000 },
+      }),
+      {
+        ports: { ...sim, run },
+        clock: () => m.now,
+        wallClock: () => t + jumped,
+        elapsedClock: () => t,
+        sleep: async (ms) => {
+          t += ms;
+        },
+      },
+      { runId: 'jumped-forward', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(filled).toBe(true);
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.map((w) => w.cause)).toEqual(['written', 'written']);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(caps()).toBeLessThanOrEqual(12);
+  });
+});
