@@ -54,13 +54,14 @@ describe('the pacer under a clock that steps back', () => {
     });
   }
 
-  it('a reserve after the step keeps its slots, and the deadline keeps to the wall clock', async () => {
+  it('a reserve after the step keeps its slots, and the deadline keeps to the clock given', async () => {
     const clock = steppingClock();
     const pacer = createPacer(1, clock.now, clock.sleep);
     await pacer.run('p/r', anyPlace, async () => {}, Infinity);
     clock.step(-3_600_000);
     // The next slot is a minute after the call made, whatever the wall clock reads now: past a
-    // deadline 30 s away on the wall clock, so none is taken and nothing waits.
+    // deadline 30 s away on the clock given (the one clock of this world), so none is taken and
+    // nothing waits.
     expect(await pacer.reserve('p/r', 1, clock.now() + 30_000)).toMatchObject({ slots: 0 });
     expect(clock.sleeps).toEqual([]);
     const reserved = await pacer.reserve('p/r', 1, clock.now() + 120_000);
