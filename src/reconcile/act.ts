@@ -111,10 +111,15 @@ interface ActOptions {
   /** The instant of `clock` after which no write starts. */
   deadline: number;
   /**
-   * The time elapsed (reconcile/run.ts, `elapsed`): the deadline and every duration measured
-   * (a read's, a write's, for raiseMargin). No step of the wall clock moves it.
+   * The clock the deadline is read on (reconcile/run.ts, deadlineClock): the time elapsed, set
+   * ahead when the lease's own deadline comes sooner. Never a measure of a duration.
    */
   clock: () => number;
+  /**
+   * The time elapsed (reconcile/run.ts, `elapsed`), no step of the wall clock moves it: every
+   * duration measured (a read's, a write's, for raiseMargin), and the pacer's time.
+   */
+  elapsed: () => number;
   /**
    * The wall clock: the time stamped on the services written, and against which another
    * governor's stamp is judged (both compared with other machines' clocks).
@@ -164,6 +169,14 @@ interface ActOptions {
  */
 interface Acting extends ActOptions {
   timing: { slowestWriteMs: number };
+}
+
+/**
+ * A time of the deadline's clock (`at`) on the pacer's, the time elapsed: as far after its reading
+ * now as it is after the deadline clock's. The same unless the lease's deadline is the nearer.
+ */
+function onPacer(at: number, opts: Pick<ActOptions, 'clock' | 'elapsed'>): number {
+  return opts.elapsed() + (at - opts.clock());
 }
 
 /** The run deadline passed while a call was in flight (it may still complete on the server). */
@@ -274,9 +287,9 @@ async function raiseRegion(
   // The lease before the read: a pool of a project whose lease this run lost gets no raise.
   const lost = await lostLeases(pools, opts);
   const keep = pools.filter((p) => !lost.has(p.project));
-  const readFrom = opts.clock();
+  const readFrom = opts.elapsed();
   const fresh = await readPools(keep, opts);
-  const readMs = opts.clock() - readFrom;
+  const readMs = opts.elapsed() - readFrom;
   const early = new Map<string, WriteResult[]>();
   const raised = (
     await Promise.all(
@@ -289,7 +302,7 @@ async function raiseRegion(
           pool,
           raisesOf(pool),
           readOf(fresh, pool),
-          { slots: firstSlots[i] ?? { slots: 0, at: opts.clock() }, readMs },
+          { slots: firstSlots[i] ?? { slots: 0, at: opts.elapsed() }, readMs },
           gate,
           opts,
         );
@@ -433,7 +446,7 @@ async function decrease(
     regionKey(c),
     gate,
     () => write(c, c.to, svc, opts),
-    opts.deadline,
+    onPacer(opts.deadline, opts),
   );
   return done ? done.value : late(c);
 }
@@ -594,7 +607,7 @@ async function slotsFor(
   raises: readonly PlanChange[],
   opts: ActOptions,
 ): Promise<Reserved> {
-  return opts.pacer.reserve(regionKey(pool), raises.length, opts.deadline);
+  return opts.pacer.reserve(regionKey(pool), raises.length, onPacer(opts.deadline, opts));
 }
 
 /**
@@ -643,9 +656,9 @@ async function raisePool(
         break;
       }
     }
-    const readFrom = opts.clock();
+    const readFrom = opts.elapsed();
     const now = round === 0 ? read : readOf(await readPools([pool], opts), pool);
-    const readMs = round === 0 ? first.readMs : opts.clock() - readFrom;
+    const readMs = round === 0 ? first.readMs : opts.elapsed() - readFrom;
     const { raises, rest } = await raiseRound(
       plan,
       pool,
@@ -876,7 +889,7 @@ async function raiseRound(
             settled: false,
           };
         },
-        opts.deadline,
+        onPacer(opts.deadline, opts),
       );
       if (done) return done.value;
       return opts.clock() > opts.deadline ? notSent(d.c, late(d.c)) : d.c;
@@ -1257,12 +1270,12 @@ async function write(
   const shown = effectiveMax(svc);
   if (to > shown) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
   if (to < shown) annotations[ANNOTATIONS.lastLowered] = opts.nowIso;
-  const started = opts.clock();
+  const started = opts.elapsed();
   // A write refused for a per-minute quota may be sent again after the delay Google asks for
   // (adapters/cloud-run.ts): not past `resendUntil`, and not once this run has given up on it
   // (aborted as it ends, whatever ended it: a write abandoned at the deadline sends nothing more).
   const giveUp = new AbortController();
-  const stop = setTimeout(() => giveUp.abort(), Math.max(0, resendUntil - started));
+  const stop = setTimeout(() => giveUp.abort(), Math.max(0, resendUntil - opts.clock()));
   stop.unref();
   try {
     const after = await beforeDeadline(
@@ -1287,7 +1300,7 @@ async function write(
     clearTimeout(stop);
     giveUp.abort();
     // For raiseMargin: how long a write takes here, its operation included.
-    const took = opts.clock() - started;
+    const took = opts.elapsed() - started;
     opts.timing.slowestWriteMs = Math.max(opts.timing.slowestWriteMs, took);
   }
   opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, {

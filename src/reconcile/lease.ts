@@ -9,6 +9,7 @@ import {
   alertGrace,
   logRunFailed,
   RunFailedError,
+  runBound,
   type ReconcileDeps,
   type ReconcileOptions,
   type Run,
@@ -49,10 +50,11 @@ export async function takeLeases(run: Run): Promise<string[]> {
   try {
     for (const project of run.policy.projects) {
       asking = project;
-      const { lease, asked } = await askForLease(run, project, attempts);
+      const { lease, asked, stamped } = await askForLease(run, project, attempts);
       asking = null;
       if (lease.acquired) {
         held.push(project);
+        run.leaseDeadline = Math.min(run.leaseDeadline, leaseDeadlineOf(run, lease, stamped));
         continue;
       }
       const refused: HeldLease = {
@@ -78,30 +80,39 @@ export async function takeLeases(run: Run): Promise<string[]> {
   return held;
 }
 
-/** Asks up to `attempts` times, waiting between, while the deadline leaves room; `asked`: how often. */
+/**
+ * The run's deadline on the lease clock for a lease it holds: the lease's expiry as the store
+ * answered it (else its stamp, `stamped`, plus its time to live), less the minute it outlives the
+ * run. The run stops there if that comes before its own deadline (run.ts, deadlineClock).
+ */
+function leaseDeadlineOf(run: Run, lease: LeaseResult, stamped: number): number {
+  const expires = lease.expiresAt === undefined ? NaN : Date.parse(lease.expiresAt);
+  return (Number.isNaN(expires) ? stamped + leaseTtlMs(run.options) : expires) - LEASE_MARGIN_MS;
+}
+
+/**
+ * Asks up to `attempts` times, waiting between, while the deadline leaves room; `asked`: how
+ * often; `stamped`: the time of the lease clock the last request was stamped with.
+ */
 async function askForLease(
   run: Run,
   project: string,
   attempts: number,
-): Promise<{ lease: LeaseResult; asked: number }> {
+): Promise<{ lease: LeaseResult; asked: number; stamped: number }> {
   const { deps, options } = run;
   const ttlMs = leaseTtlMs(options);
   const retryMs = options.leaseRetryMs ?? 2_000;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
+  const bound = runBound(run);
   for (let attempt = 1; ; attempt += 1) {
+    const stamped = (deps.leaseClock ?? run.wall)();
     const lease = await beforeDeadline(
-      () =>
-        deps.store.acquireLease(
-          project,
-          run.holder,
-          ttlMs,
-          new Date((deps.leaseClock ?? run.wall)()).toISOString(),
-        ),
-      { deadline: run.deadline, clock: run.elapsed },
+      () => deps.store.acquireLease(project, run.holder, ttlMs, new Date(stamped).toISOString()),
+      bound,
       `taking the lease of ${project}`,
     );
-    if (lease.acquired || attempt >= attempts || run.elapsed() + retryMs >= run.deadline) {
-      return { lease, asked: attempt };
+    if (lease.acquired || attempt >= attempts || bound.clock() + retryMs >= run.deadline) {
+      return { lease, asked: attempt, stamped };
     }
     await sleep(retryMs);
   }
@@ -119,9 +130,11 @@ async function askForLease(
  */
 export async function renewAfterPrompt(run: Run): Promise<void> {
   const { deps, options, held } = run;
-  // On the time elapsed, as at the start (reconcile.ts); the lease is renewed on the wall clock.
+  // On the time elapsed, as at the start (reconcile.ts); the leases are renewed on the lease
+  // clock, and the run's deadline on it counts from the first renewal's stamp, the earliest.
   const answered = run.elapsed();
   const deadline = answered + options.deadlineMs;
+  const stamped = (deps.leaseClock ?? run.wall)();
   for (const project of held) {
     await beforeDeadline(
       () =>
@@ -136,6 +149,7 @@ export async function renewAfterPrompt(run: Run): Promise<void> {
     );
   }
   run.deadline = deadline;
+  run.leaseDeadline = stamped + options.deadlineMs;
 }
 
 /** One line: who holds the lease, since and until when, and how to clear it. */

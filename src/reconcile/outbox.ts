@@ -5,7 +5,7 @@ import type { Outbox, OutboxEntry, RunRecord } from '../ports/index.js';
 import type { Logger } from '../log.js';
 import { beforeDeadline } from './act.js';
 import { legacyUndelivered, stripLegacyUndelivered } from './run-record.js';
-import { alertGrace, type Decided, type Run } from './run.js';
+import { alertGrace, runBound, type Decided, type Run } from './run.js';
 
 /**
  * The run's outbox in the state store, and what goes into it.
@@ -31,7 +31,7 @@ export async function prepareOutbox(
   box: Outbox,
 ): Promise<void> {
   const { deps, ctx } = run;
-  const bound = { deadline: run.deadline, clock: run.elapsed };
+  const bound = runBound(run);
   const pending = box.entries.filter((e) => e.state === 'pending-outcome');
   // Planned quota requests are settled against the quota preferences, by the quota request step.
   const left = pending.filter((e) => e.alert.type !== 'quota.requested');

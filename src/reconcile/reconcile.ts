@@ -26,9 +26,11 @@ import { preflightServices, preflightTopic } from './preflight.js';
 import { recordRuns } from './run-record.js';
 import {
   alertGrace,
+  deadlineClock,
   leaseLost,
   logRunFailed,
   RunFailedError,
+  runBound,
   type Decided,
   type ReconcileDeps,
   type ReconcileOptions,
@@ -207,6 +209,7 @@ async function startRun(
     elapsed,
     startedElapsed,
     deadline,
+    leaseDeadline: Infinity,
     nowMs,
     ctx: {
       at: new Date(nowMs).toISOString(),
@@ -230,14 +233,14 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
   const scoped: Policy = { ...run.policy, projects: held, mode: run.mode };
   const observation = await beforeDeadline(
     () => observe(scoped, deps.ports, run.nowMs, run.revisions),
-    { deadline: run.deadline, clock: run.elapsed },
+    runBound(run),
     'observing',
   );
   report.problems = observation.problems;
   for (const p of observation.problems) deps.log.log('WARNING', renderProblem(p));
   const planned = makePlan(observation.snapshot, scoped, run.ctx.at, {
     runId: options.runId,
-    shouldStop: () => run.elapsed() > run.deadline,
+    shouldStop: () => deadlineClock(run)() > run.deadline,
   });
   const plan = options.restore
     ? restorePlan(planned, originalMaxes(observation.services), scoped.limits.maxChangesPerRun)
@@ -272,7 +275,7 @@ async function firstRound(
   held: string[],
 ): Promise<{ decided: Decided; outboxes: Outbox[] }> {
   const { deps } = run;
-  const bound = { deadline: run.deadline, clock: run.elapsed };
+  const bound = runBound(run);
   const [, decided, outboxes] = await settleAll([
     beforeDeadline(() => preflightTopic(run.policy, deps.sink), bound, 'checking the alert topic'),
     observeAndPlan(run, held),
@@ -307,7 +310,7 @@ async function checkServices(run: Run, plan: Plan): Promise<void> {
   try {
     items = await beforeDeadline(
       () => preflightServices(plan, run.mode, deps.ports.run),
-      { deadline: run.deadline, clock: run.elapsed },
+      runBound(run),
       'checking the permissions of the services to write',
     );
   } catch (e) {
@@ -360,7 +363,8 @@ async function act(
     log: deps.log,
     nowIso: run.ctx.at,
     deadline: run.deadline,
-    clock: run.elapsed,
+    clock: deadlineClock(run),
+    elapsed: run.elapsed,
     wall: run.wall,
     writeConcurrency: policy.limits.writeConcurrency,
     quotas: deps.ports.quotas,

@@ -143,6 +143,14 @@ export interface Run {
   startedElapsed: number;
   /** The instant of `elapsed` after which no write starts. */
   deadline: number;
+  /**
+   * The instant of the lease clock (ReconcileDeps.leaseClock, else the wall clock) after which no
+   * write starts either: the earliest expiry of the leases this run holds, less the minute a
+   * lease outlives its run (lease.ts). Other governors judge a lease on their clocks, so a wall
+   * clock that jumps forward past it ends the run there (deadlineClock). Infinity before any
+   * lease is taken.
+   */
+  leaseDeadline: number;
   nowMs: number;
   ctx: RunContext;
   report: RunReport;
@@ -186,16 +194,40 @@ export interface Decided {
 }
 
 /**
- * The deadline of a run's alert work: its own, plus the grace alerts get after it. Read when each
- * call starts: a confirmation prompt answered meanwhile counts the run's deadline anew
- * (lease.ts, renewAfterPrompt).
+ * The clock a run's deadline is read on: the time elapsed, set ahead by as much as the lease's
+ * deadline (`leaseDeadline`, on the lease clock) is nearer than the run's own, so that the run
+ * stops at whichever comes first. The time elapsed alone bounds a run whose wall clock steps
+ * back (its lease ends in real time all the same); the lease's deadline bounds one whose wall
+ * clock jumps forward (the lease may end sooner for the governors that judge it). Never a
+ * measure of a duration: those are `run.elapsed`.
  */
+export function deadlineClock(run: Run): () => number {
+  return () => {
+    const leaseLeft = run.leaseDeadline - (run.deps.leaseClock ?? run.wall)();
+    return Math.max(run.elapsed(), run.deadline - leaseLeft);
+  };
+}
+
+/**
+ * The run's deadline as beforeDeadline takes it. Read when each call starts: a confirmation
+ * prompt answered meanwhile counts the run's deadline anew (lease.ts, renewAfterPrompt).
+ */
+export function runBound(run: Run): { readonly deadline: number; clock: () => number } {
+  return {
+    get deadline() {
+      return run.deadline;
+    },
+    clock: deadlineClock(run),
+  };
+}
+
+/** The deadline of a run's alert work: its own, plus the grace alerts get after it. */
 export function alertGrace(run: Run): { readonly deadline: number; clock: () => number } {
   return {
     get deadline() {
       return run.deadline + ALERT_GRACE_MS;
     },
-    clock: run.elapsed,
+    clock: deadlineClock(run),
   };
 }
 

@@ -3,6 +3,8 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { leaseTtlMs } from '../../src/reconcile/lease.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
@@ -146,5 +148,79 @@ describe('the run deadline on the time elapsed', () => {
     expect(raises.map((w) => w.cause)).toEqual(['written', 'written']);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
     expect(caps()).toBeLessThanOrEqual(12);
+  });
+
+  it('a wall clock jumping 10 minutes forward past the lease: no write after it, though another governor took the lease', async () => {
+    // As above, but the jump takes the wall clock past the lease's expiry: another governor on the
+    // same store judges the lease on its own clock, finds it expired and takes it, between this
+    // run's reading of its lease and its raises. The run stops at the lease's deadline, not only
+    // at its own on the time elapsed.
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 12, [
+          ['idle', 4, 0],
+          ['svc-a', 1, 4],
+          ['svc-b', 1, 4],
+          ['ext', 1, 0],
+        ]),
+      ),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const store = createMemoryStateStore();
+    let t = START;
+    let jumped = 0;
+    let wrote = false;
+    let taken: boolean | null = null;
+    const writesAfterJump: string[] = [];
+    const deadlineMs = 60_000;
+    const run = {
+      ...sim.run,
+      listServices: async (p: string, r: string) => {
+        t += 100;
+        const read = await sim.run.listServices(p, r);
+        if (wrote && taken === null) {
+          jumped = 600_000;
+          const other = await store.acquireLease(
+            PROJECT,
+            'gpu-governor/other/run-b@elsewhere:1',
+            leaseTtlMs({ deadlineMs }),
+            new Date(t + jumped).toISOString(),
+          );
+          taken = other.acquired;
+        }
+        return read;
+      },
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        if (jumped > 0) writesAfterJump.push(u.name);
+        t += 3_000;
+        wrote = true;
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    const report = await reconcileReport(
+      parsePolicy({
+        version: 1,
+        projects: [PROJECT],
+        regions: [REGION],
+        defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
+        services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
+        limits: { writesPerMinute: 6000 },
+      }),
+      {
+        ports: { ...sim, run },
+        store,
+        clock: () => m.now,
+        wallClock: () => t + jumped,
+        elapsedClock: () => t,
+        sleep: async (ms) => {
+          t += ms;
+        },
+      },
+      { runId: 'jumped-past-lease', deadlineMs, writerId: 'me' },
+    );
+    expect(taken).toBe(true);
+    expect(writesAfterJump).toEqual([]);
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.map((w) => w.cause)).toEqual(['deadline', 'deadline']);
   });
 });
