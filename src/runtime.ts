@@ -404,7 +404,11 @@ export async function closeRuntime(
  * arrived (wall clock): Cloud Run's request timeout counts from the arrival
  * (https://cloud.google.com/run/docs/configuring/request-timeout), so loading the run's code and
  * opening its clients come out of it. None left (0): the run takes no lease and fails at once.
+ * Never more than `runDeadlineMs`: a wall clock that stepped back since the arrival would
+ * otherwise lengthen the run past the request's timeout, which counts in real time (the run
+ * counts its own deadline on the time elapsed from here: reconcile/run.ts).
  */
 export function deadlineLeft(runDeadlineMs: number, receivedMs: number): number {
-  return Math.max(0, runDeadlineMs - (Date.now() - receivedMs));
+  const since = Math.max(0, Date.now() - receivedMs);
+  return Math.max(0, runDeadlineMs - since);
 }
