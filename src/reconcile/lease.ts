@@ -131,25 +131,30 @@ async function askForLease(
 export async function renewAfterPrompt(run: Run): Promise<void> {
   const { deps, options, held } = run;
   // On the time elapsed, as at the start (reconcile.ts); the leases are renewed on the lease
-  // clock, and the run's deadline on it counts from the first renewal's stamp, the earliest.
+  // clock, and the run's deadline on it is the earliest of the renewed leases', as the store
+  // answered them (as takeLeases counts it). One not renewed is no longer this run's: it bounds
+  // nothing (the act step makes no raise on it).
   const answered = run.elapsed();
   const deadline = answered + options.deadlineMs;
-  const stamped = (deps.leaseClock ?? run.wall)();
+  let leaseDeadline = Infinity;
   for (const project of held) {
-    await beforeDeadline(
+    const stamped = (deps.leaseClock ?? run.wall)();
+    const renewed = await beforeDeadline(
       () =>
         deps.store.renewLease(
           project,
           run.holder,
           leaseTtlMs(options),
-          new Date((deps.leaseClock ?? run.wall)()).toISOString(),
+          new Date(stamped).toISOString(),
         ),
       { deadline, clock: run.elapsed },
       `renewing the lease of ${project} after the confirmation`,
     );
+    if (renewed.acquired)
+      leaseDeadline = Math.min(leaseDeadline, leaseDeadlineOf(run, renewed, stamped));
   }
   run.deadline = deadline;
-  run.leaseDeadline = stamped + options.deadlineMs;
+  run.leaseDeadline = leaseDeadline;
 }
 
 /** One line: who holds the lease, since and until when, and how to clear it. */

@@ -45,8 +45,9 @@
  * A minute is a minute of the time elapsed, not of the wall clock: a wall clock that jumps
  * forward would otherwise make the calls of the last minute look a minute old at once, and a
  * second minute's calls start within one real minute, beyond the quota. The run deadline
- * (`notAfter`) is a time of that clock too (the run's, reconcile/run.ts), so no step of the wall
- * clock moves it either.
+ * (`notAfter`) is a time of that clock too (the run's, reconcile/run.ts): no step back of the wall
+ * clock moves it; one forward past the lease's end brings it nearer (deadlineClock), and each
+ * call checks it again as it starts.
  *
  * Other writers (deploys) spend the same quota: the adapter retries a 429 (RESOURCE_EXHAUSTED)
  * with backoff, which sends nothing twice. The clocks and the sleep are injected so that tests

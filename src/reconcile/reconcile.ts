@@ -165,7 +165,8 @@ async function startRun(
 ): Promise<Run> {
   const wall = deps.wallClock ?? Date.now;
   const startedWall = wall();
-  // The deadline on the time elapsed: no step of the wall clock lengthens or shortens the run.
+  // The deadline on the time elapsed: no step of the wall clock lengthens the run; one forward
+  // past the lease's end ends it there (run.ts, deadlineClock).
   const elapsed = elapsedClock(deps.elapsedClock, deps.wallClock);
   const startedElapsed = elapsed();
   const mode = options.mode ?? policy.mode;

@@ -31,7 +31,7 @@ const policy = parsePolicy({
   services: [{ match: {} }],
 });
 
-async function answeredLate(other?: string, storeDown = false) {
+async function answeredLate(other?: string, storeDown = false, renewedFor: number | null = null) {
   const m = new FleetModel(
     validateFleet(
       onePoolFleet(PROJECT, REGION, 6, [
@@ -57,7 +57,14 @@ async function answeredLate(other?: string, storeDown = false) {
         ...inner,
         renewLease: () => Promise.reject(new UnavailableError('the store is unreachable')),
       }
-    : inner;
+    : renewedFor !== null
+      ? {
+          ...inner,
+          // A store that renews for less than asked: its answer is the lease's end.
+          renewLease: (project, holder, _ttlMs, now) =>
+            inner.renewLease(project, holder, renewedFor, now),
+        }
+      : inner;
   const report = await reconcileReport(
     policy,
     {
@@ -114,6 +121,15 @@ describe('an answer minutes after the plan', () => {
     expect(lease).toMatchObject({ holder: 'gov-x/run-other@elsewhere:1' });
     // Its pool is not read again for raises it will not make: the observation's listing only.
     expect(workerPoolReads).toBe(1);
+  });
+
+  it("stops at the renewed lease's end, as the store answered it, less the minute it outlives the run", async () => {
+    // Renewed for 30 s: the lease ends before the run could store what it plans and write it.
+    const { report, caps } = await answeredLate(undefined, false, 30_000);
+    expect(report.outcome).toBe('failed');
+    expect(report.error).toMatch(/^the run deadline had passed before /);
+    expect(report.writes).toEqual([]);
+    expect(caps).toEqual({ idle: 4, busy: 1 });
   });
 
   it('fails before any write when the store cannot renew the lease at the answer', async () => {
