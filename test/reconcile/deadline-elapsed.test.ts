@@ -20,6 +20,30 @@ const PROJECT = 'elapsed-project';
 const REGION = 'us-central1';
 const START = Date.parse('2026-11-27T13:00:00Z');
 
+/**
+ * Quota 12: `idle` (4, unused) lowered to make room for two raises, svc-a and svc-b 1 → 4; `ext`,
+ * unmanaged, is what another writer raises to fill the pool.
+ */
+const raisesFleet = () =>
+  new FleetModel(
+    validateFleet(
+      onePoolFleet(PROJECT, REGION, 12, [
+        ['idle', 4, 0],
+        ['svc-a', 1, 4],
+        ['svc-b', 1, 4],
+        ['ext', 1, 0],
+      ]),
+    ),
+  );
+const RAISES_POLICY = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
+  services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
 describe('the run deadline on the time elapsed', () => {
   it('a wall clock stepping back 10 minutes mid-run: no call after start + deadlineMs of elapsed time', async () => {
     // Two idle services to lower and four busy ones to raise, one write a minute: not all fit in
@@ -87,16 +111,7 @@ describe('the run deadline on the time elapsed', () => {
   it('a wall clock jumping 45 s forward during the read before the raises: the raises are made, and lowered back when another writer filled the pool', async () => {
     // Quota 12: idle (4, unused) is lowered, svc-a and svc-b (1, want 4) raised; ext (unmanaged)
     // is another writer's, which fills the pool right after the read the raises are decided on.
-    const m = new FleetModel(
-      validateFleet(
-        onePoolFleet(PROJECT, REGION, 12, [
-          ['idle', 4, 0],
-          ['svc-a', 1, 4],
-          ['svc-b', 1, 4],
-          ['ext', 1, 0],
-        ]),
-      ),
-    );
+    const m = raisesFleet();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
     const caps = () => m.listServices().reduce((a, s) => a + s.maxInstances, 0);
     let t = START;
@@ -124,14 +139,7 @@ describe('the run deadline on the time elapsed', () => {
       },
     };
     const report = await reconcileReport(
-      parsePolicy({
-        version: 1,
-        projects: [PROJECT],
-        regions: [REGION],
-        defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
-        services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
-        limits: { writesPerMinute: 6000 },
-      }),
+      RAISES_POLICY,
       {
         ports: { ...sim, run },
         clock: () => m.now,
@@ -155,16 +163,7 @@ describe('the run deadline on the time elapsed', () => {
     // same store judges the lease on its own clock, finds it expired and takes it, between this
     // run's reading of its lease and its raises. The run stops at the lease's deadline, not only
     // at its own on the time elapsed.
-    const m = new FleetModel(
-      validateFleet(
-        onePoolFleet(PROJECT, REGION, 12, [
-          ['idle', 4, 0],
-          ['svc-a', 1, 4],
-          ['svc-b', 1, 4],
-          ['ext', 1, 0],
-        ]),
-      ),
-    );
+    const m = raisesFleet();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
     const store = createMemoryStateStore();
     let t = START;
@@ -198,14 +197,7 @@ describe('the run deadline on the time elapsed', () => {
       },
     };
     const report = await reconcileReport(
-      parsePolicy({
-        version: 1,
-        projects: [PROJECT],
-        regions: [REGION],
-        defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
-        services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
-        limits: { writesPerMinute: 6000 },
-      }),
+      RAISES_POLICY,
       {
         ports: { ...sim, run },
         store,
