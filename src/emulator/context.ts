@@ -6,6 +6,8 @@ import { InvariantMonitor } from './invariants.js';
 import {
   effectiveMax,
   gpusPerInstance,
+  otherRevisionIndex,
+  revisionOf,
   splitRefusal,
   workerPoolRevisions,
   type FleetModel,
@@ -383,7 +385,8 @@ export function applyOtherActor(
     // its own max, and one never modeled is taken with the drawn one (model.ts, splitRefusal).
     const g = gpusPerInstance(s);
     const most = quota === undefined ? 10 : Math.floor(quota / Math.max(1, g));
-    const modeled = s.revisions.some((r) => r.index === s.revisionIndex - 1);
+    const before = otherRevisionIndex(s);
+    const modeled = before !== undefined && revisionOf(s, before) !== undefined;
     const max = Math.floor(change.size * (most + 1));
     const previousRevision = { percent: change.percent, ...(modeled ? {} : { maxInstances: max }) };
     if (splitRefusal(s, previousRevision) !== undefined) return null;

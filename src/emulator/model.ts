@@ -133,6 +133,11 @@ export interface ServiceState extends ServiceKey {
   split: { index: number; percent: number } | null;
   /** A tag on a revision without traffic (a 0% target of its own); null: none. */
   tagged: { index: number; tag: string } | null;
+  /**
+   * The revision an edit's split or tag made where none is before the serving one (see
+   * {@link otherRevisionIndex}); null: none made.
+   */
+  madeForSplit: number | null;
 }
 
 /**
@@ -436,8 +441,35 @@ export function trafficByName(s: ServiceState): boolean {
 }
 
 /**
+ * The number a new revision of `s` gets: the next after the highest it ever made. Cloud Run
+ * numbers a service's revisions upward from 00001 (Knative's `{service}-{generation}`, see
+ * {@link initialRevisions}; Google says only "The revision suffix is assigned automatically",
+ * https://cloud.google.com/run/docs/managing/revisions) and never makes a name again: a revision is "an immutable snapshot of
+ * code and configuration"
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions).
+ * The latest created is the highest: the emulator drops no revision newer than it.
+ */
+function nextRevisionIndex(s: Pick<ServiceState, 'latestIndex' | 'revisions'>): number {
+  return Math.max(s.latestIndex, ...s.revisions.map((r) => r.index)) + 1;
+}
+
+/**
+ * The revision of `s` an edit's split or tag goes to (the admin `edit`'s `previousRevision` and
+ * `tagPrevious`): the one before the serving one. Before a first serving revision (00001) there
+ * is none, as Cloud Run numbers from 00001: the edit makes one, as a deployment without traffic
+ * would (numbered by {@link nextRevisionIndex}, the latest created), and later edits go to that
+ * one; undefined until it is made.
+ */
+export function otherRevisionIndex(
+  s: Pick<ServiceState, 'revisionIndex' | 'madeForSplit'>,
+): number | undefined {
+  return s.revisionIndex > 1 ? s.revisionIndex - 1 : (s.madeForSplit ?? undefined);
+}
+
+/**
  * Why a split of the traffic of `s` with the revision before its serving one (the admin `edit`'s
- * `previousRevision`) is not one Cloud Run takes, or undefined when it is. A split moves traffic
+ * `previousRevision`, see {@link otherRevisionIndex}) is not one Cloud Run takes, or undefined
+ * when it is. A split moves traffic
  * between revisions and changes none of them ("Rollbacks, gradual rollouts, and traffic
  * migration", https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration): a revision
  * made with another own max cannot be given this one, as a revision is immutable
@@ -449,7 +481,9 @@ export function splitRefusal(
   split: { maxInstances?: number | undefined },
   deleted: readonly string[] = s.deletedRevisions,
 ): string | undefined {
-  const index = s.revisionIndex - 1;
+  const index = otherRevisionIndex(s);
+  // None yet: the edit makes it, with the max it gives.
+  if (index === undefined) return undefined;
   const name = nameOf(s, index);
   if (deleted.includes(name)) return `revision ${name} was deleted: no traffic can go to it`;
   const made = revisionOf(s, index);
@@ -506,7 +540,10 @@ const MAX_REVISIONS_KEPT = 1000;
 function initialRevisions(
   spec: FleetService,
   madeAt: number,
-): Pick<ServiceState, 'revisions' | 'revisionIndex' | 'latestIndex' | 'split' | 'tagged'> {
+): Pick<
+  ServiceState,
+  'revisions' | 'revisionIndex' | 'latestIndex' | 'split' | 'tagged' | 'madeForSplit'
+> {
   const own = spec.gpu ? { gpu: spec.gpu } : {};
   const prev = spec.previousRevision;
   const next = spec.noTrafficRevision;
@@ -553,6 +590,7 @@ function initialRevisions(
         : spec.taggedRevision
           ? { index: serving - 1, tag: spec.taggedRevision.tag }
           : null,
+    madeForSplit: null,
   };
 }
 
@@ -1008,12 +1046,13 @@ export class FleetModel {
       else spec.manualInstanceCount = count;
       s.spec = spec;
     }
-    // The revision before the serving one, as it was made; one the emulator never modeled is
-    // taken as the split or the tag describes it. Before a first serving revision (00001) that is
-    // 00000, a revision Cloud Run never makes: a leniency kept for the acts and tests that split
-    // such a service (docs/emulator.md).
+    // The revision before the serving one, as it was made (otherRevisionIndex); one the emulator
+    // never modeled is taken as the split or the tag describes it. Before a first serving
+    // revision (00001) there is none: the edit makes one after the highest, the latest created,
+    // as `gcloud run deploy --no-traffic` then `update-traffic` would (docs/emulator.md).
     const older = (maxInstances: number | undefined): number => {
-      const index = s.revisionIndex - 1;
+      const before = otherRevisionIndex(s);
+      const index = before ?? nextRevisionIndex(s);
       if (revisionOf(s, index) === undefined)
         s.revisions = [
           {
@@ -1021,12 +1060,16 @@ export class FleetModel {
             maxInstances: maxInstances ?? 0,
             minInstances: 0,
             failed: false,
-            // Older than the serving one: made no later than the service.
-            madeAt: s.createTime,
+            // Older than the serving one: made no later than the service; else made now.
+            madeAt: before === undefined ? this.nowMs : s.createTime,
             ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
           },
           ...s.revisions,
         ].sort((a, b) => a.index - b.index);
+      if (before === undefined) {
+        s.madeForSplit = index;
+        s.latestIndex = index;
+      }
       return index;
     };
     if (split === null) s.split = null;
@@ -1054,7 +1097,7 @@ export class FleetModel {
   deployNoTraffic(key: ServiceKey, revision: { maxInstances: number; tag?: string }): ServiceState {
     const s = this.mustGet(key);
     this.bump(s);
-    const index = s.latestIndex + 1;
+    const index = nextRevisionIndex(s);
     s.revisions.push({
       index,
       maxInstances: revision.maxInstances,
@@ -1226,7 +1269,7 @@ export class FleetModel {
   private finishDeployment(s: ServiceState): void {
     s.deployingUntil = null;
     const pinned = trafficByName(s);
-    const index = s.latestIndex + 1;
+    const index = nextRevisionIndex(s);
     s.revisions.push({
       index,
       maxInstances: s.revisionMaxInstances,

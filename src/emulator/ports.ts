@@ -19,7 +19,7 @@ import {
   type ServiceState,
   type WorkerPoolState,
 } from './model.js';
-import { observedContainerFacts, serviceRevisions } from './resources.js';
+import { latestRevision, observedContainerFacts, serviceRevisions } from './resources.js';
 import {
   GPU_UTILIZATIONS,
   INSTANCE_COUNT,
@@ -86,7 +86,7 @@ function revisionsOfService(
   if (s.split === null && s.tagged === null && s.latestIndex === s.revisionIndex) return {};
   const revs = serviceRevisions(s);
   const targets = revs.filter((r) => r.percent > 0 || (r.ready && r.tag !== undefined));
-  const latest = revs.find((r) => r.role === 'new') ?? revs.find((r) => r.role === 'serving');
+  const latest = latestRevision(s, revs);
   const serves =
     latest !== undefined && latest.ready && targets.every((r) => r.name === latest.name);
   if (serves) return {};

@@ -135,7 +135,9 @@ interface RevisionState {
   /**
    * serving: the revision whose instances the model runs; new: a later one, the latest created,
    * deployed without traffic (`noTrafficRevision`, or a deployment while traffic is pinned by
-   * name) or failed; previous: an older one keeping a share of the traffic (`previousRevision`);
+   * name) or failed; previous: another one keeping a share of the traffic (`previousRevision`:
+   * the one before the serving one, or the latest created where an edit made it, model.ts
+   * otherRevisionIndex);
    * tagged: an older one without traffic whose tag stays (a `noTrafficRevision` with `tag`, after
    * a later deployment); retired: any other, without traffic or tag, which Cloud Run keeps (up to
    * 1000 a service, https://cloud.google.com/run/docs/managing/revisions) until it is deleted.
@@ -194,12 +196,25 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
   const tagged = s.tagged?.index;
   if (tagged !== undefined && tagged !== s.revisionIndex && tagged !== s.latestIndex)
     add(tagged, 'tagged', 0);
-  if (s.latestIndex !== s.revisionIndex) add(s.latestIndex, 'new', 0);
+  if (s.latestIndex !== s.revisionIndex && s.latestIndex !== split?.index)
+    add(s.latestIndex, 'new', 0);
   // The retired ones, newest first.
   const placed = new Set([split?.index, s.revisionIndex, tagged, s.latestIndex]);
   for (const r of [...s.revisions].sort((a, b) => b.index - a.index))
     if (!placed.has(r.index)) add(r.index, 'retired', 0);
   return out.filter((r) => !s.deletedRevisions.includes(r.name));
+}
+
+/**
+ * The latest created revision among `revs` (those of {@link serviceRevisions}): a newer one
+ * without traffic, one an edit made for a split, or the serving one.
+ */
+export function latestRevision(
+  s: ServiceState,
+  revs: readonly RevisionState[],
+): RevisionState | undefined {
+  const name = nameOf(s, s.latestIndex);
+  return revs.find((r) => r.name === name) ?? revs.find((r) => r.role === 'serving');
 }
 
 /** A revision's or template's GPU fields: its accelerator and zonal redundancy (none without one). */
@@ -245,9 +260,8 @@ export function serviceResource(
 ): Message {
   const name = serviceResourceName(s);
   const revs = serviceRevisions(s);
-  const latest = revs.find((r) => r.role === 'new') ?? revs.find((r) => r.role === 'serving');
-  const readyLatest =
-    revs.find((r) => r.role === 'new' && r.ready) ?? revs.find((r) => r.role === 'serving');
+  const latest = latestRevision(s, revs);
+  const readyLatest = latest?.ready ? latest : revs.find((r) => r.role === 'serving');
   const revisionPath = (r: string) => `${name}/revisions/${r}`;
   const previous = revs.find((r) => r.role === 'previous');
   const serving = revisionName(s);

@@ -78,8 +78,9 @@ describe('POST /edit', () => {
   });
 
   it('deletes no revision when the rest of the edit is refused, nor one that serves', async () => {
-    // alpha (max 2) splits its traffic with an older revision, which another writer may delete
-    // once it serves no more.
+    // alpha (max 2, serving its first revision, 00001) splits its traffic with another revision,
+    // which another writer may delete once it serves no more and is not the latest. None is
+    // before 00001: the split's is made after it, 00002, as Cloud Run numbers revisions.
     expect(
       (await edit({ service: 'alpha', previousRevision: { maxInstances: 1, percent: 10 } })).status,
     ).toBe(200);
@@ -90,13 +91,24 @@ describe('POST /edit', () => {
     });
     if (!state) throw new Error('no service alpha');
     const older = serviceRevisions(state).find((r) => r.role === 'previous')?.name ?? '';
-    expect(older).not.toBe('');
+    expect(older).toMatch(/^alpha-00002-/);
     // It keeps a share of the traffic: Cloud Run refuses to delete it (FAILED_PRECONDITION).
     const serving = await edit({ service: 'alpha', deleteRevision: older });
     expect(serving.status).toBe(400);
     expect(serving.error).toMatch(/FAILED_PRECONDITION.*actively serving/);
-    // Another writer sends all the traffic back to the serving revision: the older one retires.
+    // Another writer sends all the traffic back to the serving revision by name; the split's
+    // is still the latest created, which Cloud Run does not delete either.
     expect((await edit({ service: 'alpha', previousRevision: null })).status).toBe(200);
+    const latest = await edit({ service: 'alpha', deleteRevision: older });
+    expect(latest.status).toBe(400);
+    expect(latest.error).toMatch(/FAILED_PRECONDITION.*latest revision/);
+    // A deployment makes a newer one (the traffic stays pinned by name): the split's retires.
+    const deployed = await fetch(`${admin}/deploy`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ service: 'alpha', seconds: 0 }),
+    });
+    expect(deployed.status).toBe(200);
     const before = JSON.stringify(service('alpha'));
     const r = await edit({ service: 'alpha', minInstances: 3, deleteRevision: older });
     expect(r.status).toBe(400);
@@ -106,7 +118,7 @@ describe('POST /edit', () => {
     expect((await edit({ service: 'alpha', deleteRevision: older })).status).toBe(200);
     expect(state.deletedRevisions).toEqual([older]);
   });
-  it('tags the revision before the serving one without traffic, once, and removes the tag', async () => {
+  it('tags a revision other than the serving one without traffic, once, and removes the tag', async () => {
     const state = emulator.model.getService({
       project: TEST_FLEET_PROJECT,
       region: TEST_FLEET_REGION,
@@ -117,8 +129,10 @@ describe('POST /edit', () => {
     expect(
       (await edit({ service: 'beta', tagPrevious: { tag: 'canary', maxInstances: 1 } })).status,
     ).toBe(200);
-    expect(tagged().map((r) => [r.role, r.percent, r.tag, r.maxInstances])).toEqual([
-      ['tagged', 0, 'canary', 1],
+    // beta serves its first revision (00001): the tagged one is made after it, 00002, the latest
+    // created (as `gcloud run deploy --no-traffic --tag` makes it), never a 00000.
+    expect(tagged().map((r) => [r.name, r.role, r.percent, r.tag, r.maxInstances])).toEqual([
+      [expect.stringMatching(/^beta-00002-/), 'new', 0, 'canary', 1],
     ]);
     // The emulator models one tag, and a revision keeps the max it was made with.
     const before = JSON.stringify(service('beta'));

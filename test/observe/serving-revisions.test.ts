@@ -27,7 +27,8 @@ function pinned(name: string, revisions = 1): ObservedService {
     revisionMaxInstances: 1,
     templateServes: false,
     servingRevisions: Array.from({ length: revisions }, (_, i) => ({
-      name: `${name}-0000${i}`,
+      // Numbered from 00001, as Cloud Run numbers revisions.
+      name: `${name}-${String(i + 1).padStart(5, '0')}`,
       inSplit: true,
     })),
     unsetMax: 8,
@@ -241,7 +242,7 @@ describe('withServingRevisions with the memo of a run', () => {
   });
 
   it('does not remember a read that failed: the next listing reads it again', async () => {
-    const failing = new Set(['p/us-central1/a/a-00000']);
+    const failing = new Set(['p/us-central1/a/a-00001']);
     const { run, read } = namedPort({}, failing);
     const memo = new RevisionMemo();
     const problems: ObservationProblem[] = [];
@@ -250,29 +251,29 @@ describe('withServingRevisions with the memo of a run', () => {
     expect(problems).toHaveLength(1);
     failing.clear();
     const [second] = await withServingRevisions(run, [pinned('a')], [], memo);
-    expect(read).toEqual(['p/us-central1/a/a-00000', 'p/us-central1/a/a-00000']);
+    expect(read).toEqual(['p/us-central1/a/a-00001', 'p/us-central1/a/a-00001']);
     expect(second?.revisionsUnread).toBeUndefined();
     expect(maxInForce(second as ObservedService).max).toBe(3);
   });
 
   it('remembers the reads of a service that succeeded when another of its revisions failed', async () => {
-    const failing = new Set(['p/us-central1/two/two-00001']);
+    const failing = new Set(['p/us-central1/two/two-00002']);
     const { run, read } = namedPort({}, failing);
     const memo = new RevisionMemo();
     const [first] = await withServingRevisions(run, [pinned('two', 2)], [], memo);
     expect(first?.revisionsUnread).toContain('injected');
     failing.clear();
     const [second] = await withServingRevisions(run, [pinned('two', 2)], [], memo);
-    expect(read.slice(2)).toEqual(['p/us-central1/two/two-00001']);
+    expect(read.slice(2)).toEqual(['p/us-central1/two/two-00002']);
     expect(second?.revisionsUnread).toBeUndefined();
     expect(maxInForce(second as ObservedService).max).toBe(6);
   });
 
   it('knows a revision by its full name: the same names in another project or region are read', async () => {
     const { run, read } = namedPort({
-      'p/us-central1/a/a-00000': 2,
-      'p/europe-west4/a/a-00000': 5,
-      'q/us-central1/a/a-00000': 7,
+      'p/us-central1/a/a-00001': 2,
+      'p/europe-west4/a/a-00001': 5,
+      'q/us-central1/a/a-00001': 7,
     });
     const memo = new RevisionMemo();
     const here = await withServingRevisions(run, [pinned('a')], [], memo);
@@ -284,9 +285,9 @@ describe('withServingRevisions with the memo of a run', () => {
     );
     const project = await withServingRevisions(run, [{ ...pinned('a'), project: 'q' }], [], memo);
     expect(read).toEqual([
-      'p/us-central1/a/a-00000',
-      'p/europe-west4/a/a-00000',
-      'q/us-central1/a/a-00000',
+      'p/us-central1/a/a-00001',
+      'p/europe-west4/a/a-00001',
+      'q/us-central1/a/a-00001',
     ]);
     expect([here, region, project].map((s) => maxInForce(s[0] as ObservedService).max)).toEqual([
       2, 5, 7,
@@ -294,15 +295,15 @@ describe('withServingRevisions with the memo of a run', () => {
   });
 
   it('answers what the listing says serves: a revision no longer serving is left out, a new one is read', async () => {
-    const { run, read } = namedPort({ 'p/us-central1/a/a-00000': 2, 'p/us-central1/a/a-00001': 5 });
+    const { run, read } = namedPort({ 'p/us-central1/a/a-00001': 2, 'p/us-central1/a/a-00002': 5 });
     const memo = new RevisionMemo();
     const before = pinned('a');
     await withServingRevisions(run, [before], [], memo);
-    // Traffic moved from a-00000 to a-00001 between the listings.
-    const after = { ...before, servingRevisions: [{ name: 'a-00001', inSplit: true }] };
+    // Traffic moved from a-00001 to a-00002 between the listings.
+    const after = { ...before, servingRevisions: [{ name: 'a-00002', inSplit: true }] };
     const [now] = await withServingRevisions(run, [after], [], memo);
-    expect(read).toEqual(['p/us-central1/a/a-00000', 'p/us-central1/a/a-00001']);
-    expect(now?.servingRevisions?.map((r) => [r.name, r.maxInstances])).toEqual([['a-00001', 5]]);
+    expect(read).toEqual(['p/us-central1/a/a-00001', 'p/us-central1/a/a-00002']);
+    expect(now?.servingRevisions?.map((r) => [r.name, r.maxInstances])).toEqual([['a-00002', 5]]);
     expect(maxInForce(now as ObservedService).max).toBe(5);
   });
 
