@@ -58,8 +58,9 @@ import { effectiveMax, FleetModel } from '../emulator/model.js';
  * min instances that fill the pool (no manual instance count), or makes or moves revisions: deploys
  * a revision with its own max (`--max-instances`), deploys one without traffic (`--no-traffic`,
  * the traffic left pinned on the older revision) or a tagged canary outside the traffic split
- * (`--no-traffic --tag`), splits the traffic with the revision before the serving one, or splits a
- * worker pool's instances with an older revision, of the pool's GPU or the other zonal
+ * (`--no-traffic --tag`), splits the traffic with the revision before the serving one (one made
+ * after it, numbered next, where the serving one is the first: model.ts, otherRevisionIndex), or
+ * splits a worker pool's instances with an older revision, of the pool's GPU or the other zonal
  * redundancy's (https://cloud.google.com/run/docs/configuring/max-instances,
  * https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration,
  * https://cloud.google.com/run/docs/managing/workerpool-instance-splits-rollbacks). The invariant

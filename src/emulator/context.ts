@@ -65,6 +65,12 @@ export interface OperationRecord {
   readonly createdAt: number;
   /** Set when the operation fails (fault injection): the change was not applied. */
   readonly error?: { code: number; message: string };
+  /**
+   * A `DeleteRevision`'s: the revision deleted, as GetRevision answered it before, its metadata and
+   * response (the rpc's `operation_info`, google/cloud/run/v2/revision.proto). It changes no
+   * service: the service does not reconcile while it runs.
+   */
+  readonly revision?: Message;
 }
 
 /**
@@ -255,6 +261,7 @@ export class EmulatorContext {
     for (const op of this.operations.values()) {
       if (
         op.doneAt > now &&
+        op.revision === undefined &&
         op.service.project === s.project &&
         op.service.region === s.region &&
         op.service.name === s.name

@@ -30,8 +30,7 @@ import {
   MINUTE_MS,
   revisionName,
   splitRefusal,
-  deleteRefusal,
-  nameOf,
+  revisionDeletion,
   type Refused,
   type ServiceState,
   workerPoolRevisions,
@@ -157,7 +156,8 @@ export const EditInput = z.strictObject({
     .nullable()
     .optional(),
   /**
-   * A tag another writer puts on the revision before the serving one, which keeps no traffic
+   * A tag another writer puts on the revision before the serving one (or, before a first serving
+   * revision, one the edit makes after it: model.ts, otherRevisionIndex), which keeps no traffic
    * (`gcloud run services update-traffic --set-tags`): a 0% target of its own, started, and not
    * bounded by the service-level max (https://cloud.google.com/run/docs/configuring/max-instances).
    * Its max as for `previousRevision` (revisions are immutable); refused on a service that has a
@@ -605,8 +605,10 @@ export class EmulatorControl {
     } = parse(EditInput, input, 'edit');
     const s = this.find(service, project, region);
     if (deleteRevision !== undefined) {
-      const found = serviceRevisions(s).find((r) => r.name === deleteRevision);
-      if (!found)
+      // Cloud Run deletes retired revisions only (model.ts, revisionDeletion; DeleteRevision
+      // answers by the same rule).
+      const deletion = revisionDeletion(s, deleteRevision);
+      if ('missing' in deletion)
         throw new ControlError(
           `edit: "${shown(deleteRevision)}" is not a revision of ${s.name} (${
             serviceRevisions(s)
@@ -614,10 +616,7 @@ export class EmulatorControl {
               .join(', ') || 'none'
           })`,
         );
-      // Cloud Run deletes retired revisions only (model.ts, deleteRefusal).
-      const index = s.revisions.find((r) => nameOf(s, r.index) === deleteRevision)?.index;
-      const refused = index === undefined ? undefined : deleteRefusal(s, index);
-      if (refused !== undefined) throw new ControlError(`edit: ${refused}`);
+      if ('refused' in deletion) throw new ControlError(`edit: ${deletion.refused}`);
     }
     // An automatically scaled service runs "between min and max instances", and Cloud Run refuses
     // a max below the min ("max_instance_count: must be greater or equal than

@@ -86,6 +86,10 @@ const NEEDS: Readonly<Record<string, (request: Message) => Need[]>> = {
   'google.cloud.run.v2.Revisions/GetRevision': (r) => [
     onResource('run.revisions.get', text(r, 'name')),
   ],
+  // https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/delete
+  'google.cloud.run.v2.Revisions/DeleteRevision': (r) => [
+    onResource('run.revisions.delete', text(r, 'name')),
+  ],
   // https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/list
   'google.cloud.run.v2.Revisions/ListRevisions': (r) => [
     onResource('run.revisions.list', text(r, 'parent')),

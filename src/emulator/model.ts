@@ -603,7 +603,7 @@ function initialRevisions(
  * Revision "example-nodejs-fgpqh" cannot be directly deleted because it is actively serving.,
  * failedPrecondition" (https://github.com/hashicorp/waypoint/issues/814).
  */
-export function deleteRefusal(s: ServiceState, index: number): string | undefined {
+function deleteRefusal(s: ServiceState, index: number): string | undefined {
   const name = nameOf(s, index);
   const serving = (reason: string) =>
     `FAILED_PRECONDITION: Revision "${name}" cannot be directly deleted because it is actively serving. (${reason}: only retired revisions can be deleted)`;
@@ -615,6 +615,24 @@ export function deleteRefusal(s: ServiceState, index: number): string | undefine
   if (index === s.latestIndex)
     return `FAILED_PRECONDITION: Revision "${name}" cannot be deleted: it is the latest revision of the service (only retired revisions can be deleted)`;
   return undefined;
+}
+
+/**
+ * Whether another writer may delete the revision of `s` named `name` (the admin `edit`'s
+ * `deleteRevision`, and `Revisions.DeleteRevision`): `missing` for one the emulator does not
+ * model or that was deleted already (NOT_FOUND, as GetRevision answers it); `refused` with
+ * {@link deleteRefusal}'s words for one Cloud Run keeps; else its index.
+ */
+export function revisionDeletion(
+  s: ServiceState,
+  name: string,
+): { missing: true } | { refused: string } | { index: number } {
+  const made = s.deletedRevisions.includes(name)
+    ? undefined
+    : s.revisions.find((r) => nameOf(s, r.index) === name);
+  if (made === undefined) return { missing: true };
+  const refused = deleteRefusal(s, made.index);
+  return refused === undefined ? { index: made.index } : { refused };
 }
 
 /**
@@ -1015,7 +1033,8 @@ export class FleetModel {
       minInstances?: number;
       manualInstanceCount?: number | null;
       /**
-       * A traffic split with the revision before the serving one; null: none. Its max is that
+       * A traffic split with the revision before the serving one (or, before a first serving
+       * revision, one made after it: {@link otherRevisionIndex}); null: none. Its max is that
        * revision's own (absent: the one it was made with, or unset for one not modeled yet).
        */
       previousRevision?: { maxInstances?: number | undefined; percent: number } | null;

@@ -6,6 +6,7 @@ import {
   effectiveMax,
   gpusPerInstance,
   jobExecutions,
+  revisionDeletion,
   workerPoolRevisions,
   type ServiceKey,
 } from './model.js';
@@ -61,6 +62,7 @@ const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
 const SERVICE_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)$/;
 const OPERATION_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/operations\/[^/]+$/;
 const SERVICE_TYPE = 'type.googleapis.com/google.cloud.run.v2.Service';
+const REVISION_TYPE = 'type.googleapis.com/google.cloud.run.v2.Revision';
 
 /** Update-mask paths the emulator accepts, with the camelCase spelling some clients send. */
 const MASK_PATHS: Readonly<Record<string, 'max' | 'annotations'>> = {
@@ -162,12 +164,22 @@ function operationMessage(ctx: EmulatorContext, name: string, created = false): 
   // long it keeps either, and answering it would need a service that is no more.
   if (!op || !ctx.model.getService(op.service))
     throw notFound(`Operation ${shown(name)} was not found`);
-  const service = renderService(ctx, op.service);
+  const packed =
+    op.revision === undefined
+      ? packService(renderService(ctx, op.service))
+      : packRevision(op.revision);
   const done = created ? op.doneAt <= op.createdAt : ctx.wallNow() >= op.doneAt;
-  const message: Message = { name: op.name, metadata: packService(service), done };
+  const message: Message = { name: op.name, metadata: packed, done };
   if (done && op.error) message['error'] = op.error;
-  else if (done) message['response'] = packService(service);
+  else if (done) message['response'] = packed;
   return message;
+}
+
+function packRevision(revision: Message): { type_url: string; value: Buffer } {
+  return {
+    type_url: REVISION_TYPE,
+    value: encodeWith(SERVICES.runRevisions, 'GetRevision', revision),
+  };
 }
 
 let cachedOutputOnly: ReadonlySet<string> | undefined;
@@ -462,6 +474,104 @@ const REVISION_NAME =
   /^projects\/([^/]+)\/locations\/([^/]+)\/(services|workerPools)\/([^/]+)\/revisions\/([^/]+)$/;
 
 /**
+ * `Revisions.DeleteRevision` (google/cloud/run/v2/revision.proto): "Request message for deleting
+ * a retired Revision. [...] Only retired revisions can be deleted with this API"; a long-running
+ * operation whose metadata and response are the Revision; `run.revisions.delete`
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/delete).
+ * The rule is the admin `edit`'s `deleteRevision` (model.ts, revisionDeletion): NOT_FOUND for a
+ * revision the emulator does not model or that was deleted, FAILED_PRECONDITION for one that can
+ * receive traffic or is the latest created (every revision of a worker pool the emulator models
+ * holds a share of its instances). `etag`, "A system-generated fingerprint for this version of
+ * the resource. This may be used to detect modification conflict", is the revision's own (as
+ * GetRevision shows it): another is ABORTED, as UpdateService answers a stale etag.
+ * `validate_only`: "validated without actually deleting any resources": every check made, an
+ * operation answered done, nothing deleted and nothing kept. The deletion takes effect at once and
+ * the operation is done after the emulator's operation delay; deleting a revision changes no
+ * service, so none reconciles meanwhile (Google does not say).
+ */
+function deleteRevision(ctx: EmulatorContext, request: Message): Message {
+  const name = text(request, 'name');
+  const { project, region, pool, parent, revision } = parseRevisionName(name);
+  requireFleetProject(ctx.model.fleet.projects, project, 'run.revisions.delete', name);
+  const missing = () => notFound(`Resource '${shown(name)}' was not found`);
+  if (pool) {
+    const w = ctx.model
+      .listWorkerPools(project)
+      .find((x) => x.region === region && x.name === parent);
+    const found = w ? workerPoolRevisions(w).find((r) => r.name === revision) : undefined;
+    if (!w || !found) throw missing();
+    checkRevisionEtag(request, workerPoolRevisionResource(w, found), name);
+    throw new RpcError(
+      status.FAILED_PRECONDITION,
+      `Revision "${revision}" cannot be directly deleted because it is actively serving. (it runs ${found.percent}% of the worker pool's instances: only retired revisions can be deleted)`,
+    );
+  }
+  const s = ctx.model.getService({ project, region, name: parent });
+  const found = s ? serviceRevisions(s).find((r) => r.name === revision) : undefined;
+  const deletion = s ? revisionDeletion(s, revision) : undefined;
+  if (!s || !found || !deletion || 'missing' in deletion) throw missing();
+  const resource = revisionResource(s, found);
+  checkRevisionEtag(request, resource, name);
+  if ('refused' in deletion)
+    throw new RpcError(
+      status.FAILED_PRECONDITION,
+      deletion.refused.replace(/^FAILED_PRECONDITION: /, ''),
+    );
+  const op = `projects/${project}/locations/${region}/operations/${randomUUID()}`;
+  const packed = packRevision(resource);
+  if (bool(request, 'validate_only'))
+    return { name: op, metadata: packed, done: true, response: packed };
+  s.deletedRevisions.push(revision);
+  const wall = ctx.wallNow();
+  ctx.operations.set(op, {
+    name: op,
+    service: { project, region, name: parent },
+    createdAt: wall,
+    doneAt: wall + ctx.settings.operationDelayMs,
+    revision: resource,
+  });
+  return operationMessage(ctx, op, true);
+}
+
+function checkRevisionEtag(request: Message, resource: Message, name: string): void {
+  const etag = text(request, 'etag');
+  if (etag !== '' && etag !== resource['etag'])
+    throw new RpcError(
+      status.ABORTED,
+      `The etag ${shown(etag)} does not match the current etag ${String(resource['etag'])} of ${shown(name)}`,
+    );
+}
+
+/**
+ * A revision's name, `projects/P/locations/L/services/S/revisions/R` or
+ * `projects/P/locations/L/workerPools/W/revisions/R` (the rpcs' other HTTP binding), its ids
+ * checked before anything is looked up.
+ */
+function parseRevisionName(name: string): {
+  project: string;
+  region: string;
+  pool: boolean;
+  parent: string;
+  revision: string;
+} {
+  const m = REVISION_NAME.exec(name);
+  if (!m)
+    throw invalid(
+      `name must look like projects/{project}/locations/{location}/services/{service}/revisions/{revision} or projects/{project}/locations/{location}/workerPools/{worker_pool}/revisions/{revision}, got "${shown(name)}"`,
+    );
+  const [, project = '', region = '', kind = '', parent = '', revision = ''] = m;
+  const pool = kind === 'workerPools';
+  checkSegment('project', 'the project of name', project);
+  checkSegment('id', 'the location of name', region);
+  checkSegment('service', `the ${pool ? 'worker pool' : 'service'} id of name`, parent);
+  // A revision id no revision can have is malformed, not missing: INVALID_ARGUMENT, before
+  // anything is looked up (AIP-122 resource ids, https://google.aip.dev/122; Google documents
+  // no rule of its own for revision ids, so the emulator's general id rule holds).
+  checkSegment('id', 'the revision id of name', revision);
+  return { project, region, pool, parent, revision };
+}
+
+/**
  * `Revisions.ListRevisions` lists every revision the emulator keeps of a service (or of every
  * service of the region, `services/-`), newest first, retired ones included: Cloud Run keeps up to
  * 1000 of a service (https://cloud.google.com/run/docs/managing/revisions); `run.revisions.list`.
@@ -477,20 +587,7 @@ export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
   return {
     GetRevision: (request) => {
       const name = text(request, 'name');
-      const m = REVISION_NAME.exec(name);
-      if (!m)
-        throw invalid(
-          `name must look like projects/{project}/locations/{location}/services/{service}/revisions/{revision} or projects/{project}/locations/{location}/workerPools/{worker_pool}/revisions/{revision}, got "${shown(name)}"`,
-        );
-      const [, project = '', region = '', kind = '', parent = '', revision = ''] = m;
-      const pool = kind === 'workerPools';
-      checkSegment('project', 'the project of name', project);
-      checkSegment('id', 'the location of name', region);
-      checkSegment('service', `the ${pool ? 'worker pool' : 'service'} id of name`, parent);
-      // A revision id no revision can have is malformed, not missing: INVALID_ARGUMENT, before
-      // anything is looked up (AIP-122 resource ids, https://google.aip.dev/122; Google documents
-      // no rule of its own for revision ids, so the emulator's general id rule holds).
-      checkSegment('id', 'the revision id of name', revision);
+      const { project, region, pool, parent, revision } = parseRevisionName(name);
       requireFleetProject(ctx.model.fleet.projects, project, 'run.revisions.get', name);
       const fleetAnswer = () => {
         if (pool) {
@@ -508,6 +605,7 @@ export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
       };
       return answerOf(ctx, 'GetRevision', request, fleetAnswer);
     },
+    DeleteRevision: (request) => deleteRevision(ctx, request),
     ListRevisions: (request) => {
       const parent = text(request, 'parent');
       const m = REVISIONS_PARENT.exec(parent);

@@ -234,3 +234,124 @@ describe('revision numbers', () => {
     expect(short((await service('plain')).latestReadyRevision)).toMatch(/^plain-00001-/);
   });
 });
+
+describe('revision numbers after an edit', () => {
+  it('number the revision an edit makes for a split of a first revision after it, never 00000', async () => {
+    // plain serves its first revision: none is before it. The split's is made after it, the
+    // latest created, as `gcloud run deploy --no-traffic` then `update-traffic` would make it.
+    emulator.edit({ service: 'plain', previousRevision: { maxInstances: 1, percent: 10 } });
+    const s = await service('plain');
+    expect(short(s.latestCreatedRevision)).toMatch(/^plain-00002-/);
+    expect(await traffic('plain')).toEqual([
+      [expect.stringMatching(/^plain-00002-/), 10, ''],
+      [expect.stringMatching(/^plain-00001-/), 90, ''],
+    ]);
+    // A later deployment takes the next number, the traffic staying pinned by name.
+    emulator.deploy({ service: 'plain', seconds: 0 });
+    expect(short((await service('plain')).latestCreatedRevision)).toMatch(/^plain-00003-/);
+    expect((await traffic('plain')).map(([, percent]) => percent)).toEqual([10, 90]);
+  });
+
+  it('number the revision an edit makes for a tag of a first revision after it, never 00000', async () => {
+    emulator.edit({ service: 'plain', tagPrevious: { tag: 'canary', maxInstances: 1 } });
+    expect(await traffic('plain')).toEqual([
+      [expect.stringMatching(/^plain-00001-/), 100, ''],
+      [expect.stringMatching(/^plain-00002-/), 0, 'canary'],
+    ]);
+    // The tag moved away and back: the same revision, which keeps its own max.
+    emulator.edit({ service: 'plain', tagPrevious: null });
+    emulator.edit({ service: 'plain', tagPrevious: { tag: 'again' } });
+    const [, tagged] = await traffic('plain');
+    expect(tagged?.[0]).toMatch(/^plain-00002-/);
+    expect((await revision('plain', tagged?.[0] ?? '')).scaling?.maxInstanceCount).toBe(1);
+  });
+});
+
+describe('Revisions.DeleteRevision over gRPC', () => {
+  const nameOf = (service: string, revision: string) =>
+    `${PARENT}/services/${service}/revisions/${revision}`;
+  const names = async (service: string) => {
+    const [all] = await revisions.listRevisions({ parent: `${PARENT}/services/${service}` });
+    return all.map((r) => short(r.name));
+  };
+
+  it('deletes a retired revision in a long-running operation whose response is the revision', async () => {
+    const first = short((await service('plain')).latestReadyRevision);
+    emulator.deploy({ service: 'plain', seconds: 0 });
+    const generation = (await service('plain')).generation;
+    const [operation] = await revisions.deleteRevision({ name: nameOf('plain', first) });
+    const [deleted] = await operation.promise();
+    expect(short(deleted.name)).toBe(first);
+    expect(deleted.scaling?.maxInstanceCount).toBe(2);
+    expect(await code(revision('plain', first))).toBe(status.NOT_FOUND);
+    expect(await names('plain')).toEqual([expect.stringMatching(/^plain-00002-/)]);
+    // It changed no service: no new generation, and no operation of the service's runs on.
+    expect((await service('plain')).generation).toBe(generation);
+    expect((await service('plain')).reconciling).toBe(false);
+    // Gone, it is not found again, over gRPC or the admin edit.
+    expect(await code(revisions.deleteRevision({ name: nameOf('plain', first) }))).toBe(
+      status.NOT_FOUND,
+    );
+    expect(() => emulator.edit({ service: 'plain', deleteRevision: first })).toThrow(
+      /is not a revision/,
+    );
+  });
+
+  it('refuses, as the admin edit does, a revision that serves, keeps a split, is tagged or is the latest', async () => {
+    const serving = short((await service('split')).latestReadyRevision);
+    const [older] = (await traffic('split')).find(([, percent]) => percent === 20) ?? [''];
+    const [canary] = (await traffic('tagged')).find(([, , tag]) => tag === 'canary') ?? [''];
+    const latest = short((await service('pinned')).latestCreatedRevision);
+    const refused: [string, string, RegExp][] = [
+      ['split', serving, /actively serving.*takes the traffic/],
+      ['split', older, /actively serving.*keeps 20% of the traffic/],
+      ['tagged', canary, /actively serving.*has the tag canary/],
+      ['pinned', latest, /latest revision of the service/],
+    ];
+    for (const [service, revision, why] of refused) {
+      const before = await names(service);
+      const error = await revisions.deleteRevision({ name: nameOf(service, revision) }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: number; details?: string },
+      );
+      expect(error?.code, revision).toBe(status.FAILED_PRECONDITION);
+      expect(error?.details, revision).toMatch(why);
+      // validate_only is refused alike.
+      expect(
+        await code(
+          revisions.deleteRevision({ name: nameOf(service, revision), validateOnly: true }),
+        ),
+      ).toBe(status.FAILED_PRECONDITION);
+      expect(await names(service)).toEqual(before);
+    }
+  });
+
+  it('answers NOT_FOUND for a revision or a service that does not exist', async () => {
+    expect(await code(revisions.deleteRevision({ name: nameOf('plain', 'plain-00009-abc') }))).toBe(
+      status.NOT_FOUND,
+    );
+    expect(await code(revisions.deleteRevision({ name: nameOf('nope', 'nope-00001-abc') }))).toBe(
+      status.NOT_FOUND,
+    );
+  });
+
+  it('validates only with validate_only, and refuses an etag other than the revision’s (ABORTED)', async () => {
+    const first = short((await service('plain')).latestReadyRevision);
+    emulator.deploy({ service: 'plain', seconds: 0 });
+    const [checked] = await revisions.deleteRevision({
+      name: nameOf('plain', first),
+      validateOnly: true,
+    });
+    expect(checked.done).toBe(true);
+    expect(short((await checked.promise())[0].name)).toBe(first);
+    expect((await revision('plain', first)).scaling?.maxInstanceCount).toBe(2);
+    expect(
+      await code(revisions.deleteRevision({ name: nameOf('plain', first), etag: '"stale"' })),
+    ).toBe(status.ABORTED);
+    expect((await revision('plain', first)).scaling?.maxInstanceCount).toBe(2);
+    const { etag } = await revision('plain', first);
+    const [operation] = await revisions.deleteRevision({ name: nameOf('plain', first), etag });
+    await operation.promise();
+    expect(await code(revision('plain', first))).toBe(status.NOT_FOUND);
+  });
+});
