@@ -19,7 +19,12 @@ import {
   type ServiceState,
   type WorkerPoolState,
 } from './model.js';
-import { latestRevision, observedContainerFacts, serviceRevisions } from './resources.js';
+import {
+  latestRevision,
+  observedContainerFacts,
+  serviceRevisions,
+  templateScaling,
+} from './resources.js';
 import {
   GPU_UTILIZATIONS,
   INSTANCE_COUNT,
@@ -117,6 +122,9 @@ function gpuOf(
 
 function toObserved(s: ServiceState): ObservedService {
   const gpu = s.spec.gpu;
+  // The template's own scaling, as GetService shows it (resources.ts): the latest created
+  // revision's, also while another serves.
+  const template = templateScaling(s);
   return {
     project: s.project,
     region: s.region,
@@ -128,9 +136,9 @@ function toObserved(s: ServiceState): ObservedService {
     labels: { ...s.labels },
     annotations: { ...s.annotations },
     serviceMaxInstances: s.maxInstances > 0 ? s.maxInstances : null,
-    revisionMaxInstances: s.revisionMaxInstances > 0 ? s.revisionMaxInstances : null,
+    revisionMaxInstances: template.maxInstances > 0 ? template.maxInstances : null,
     serviceMinInstances: s.minInstances > 0 ? s.minInstances : null,
-    revisionMinInstances: s.revisionMinInstances > 0 ? s.revisionMinInstances : null,
+    revisionMinInstances: template.minInstances > 0 ? template.minInstances : null,
     scalingMode: s.spec.scalingMode,
     manualInstanceCount: s.spec.manualInstanceCount ?? null,
     reconciling: s.deployingUntil !== null,

@@ -217,6 +217,24 @@ export function latestRevision(
   return revs.find((r) => r.name === name) ?? revs.find((r) => r.role === 'serving');
 }
 
+/**
+ * The scaling of the service's template, as GetService shows it and the in-memory ports read it
+ * (ports.ts): the latest created revision's own min and max, whatever serves. Service.template is
+ * "The template used to create revisions for this Service" (google/cloud/run/v2/service.proto), so
+ * after `gcloud run deploy --no-traffic` (or an edit's split that made the latest revision) it is
+ * that revision's. 0: unset.
+ */
+export function templateScaling(
+  s: ServiceState,
+  revs: readonly RevisionState[] = serviceRevisions(s),
+): { minInstances: number; maxInstances: number } {
+  const latest = latestRevision(s, revs);
+  return {
+    minInstances: latest?.minInstances ?? s.revisionMinInstances,
+    maxInstances: latest?.maxInstances ?? s.revisionMaxInstances,
+  };
+}
+
 /** A revision's or template's GPU fields: its accelerator and zonal redundancy (none without one). */
 function gpuFields(gpu: Gpu | undefined): Message {
   return gpu
@@ -286,12 +304,13 @@ export function serviceResource(
   // (google/cloud/run/v2/service.proto), so after `gcloud run deploy --no-traffic` it is the new
   // revision's, whatever the revision that keeps the traffic holds.
   const gpu = latest ? latest.gpu : s.spec.gpu;
+  const own = templateScaling(s, revs);
   const template: Message = {
     labels: {},
     annotations: {},
     scaling: {
-      min_instance_count: latest?.minInstances ?? s.revisionMinInstances,
-      max_instance_count: latest?.maxInstances ?? s.revisionMaxInstances,
+      min_instance_count: own.minInstances,
+      max_instance_count: own.maxInstances,
     },
     timeout: { seconds: '300' },
     service_account: runtimeServiceAccount(s.project),
