@@ -23,6 +23,7 @@ import {
   latestRevision,
   observedContainerFacts,
   serviceRevisions,
+  templateGpu,
   templateScaling,
 } from './resources.js';
 import {
@@ -121,10 +122,11 @@ function gpuOf(
 }
 
 function toObserved(s: ServiceState): ObservedService {
-  const gpu = s.spec.gpu;
-  // The template's own scaling, as GetService shows it (resources.ts): the latest created
-  // revision's, also while another serves.
-  const template = templateScaling(s);
+  // The template's own GPU and scaling, as GetService shows them (resources.ts): the latest
+  // created revision's, also while another serves.
+  const revs = serviceRevisions(s);
+  const gpu = templateGpu(s, revs);
+  const template = templateScaling(s, revs);
   return {
     project: s.project,
     region: s.region,
@@ -147,7 +149,7 @@ function toObserved(s: ServiceState): ObservedService {
     observedGeneration: s.generation,
     updateTime: new Date(s.updateTime).toISOString(),
     createTime: new Date(s.createTime).toISOString(),
-    ...observedContainerFacts(s),
+    ...observedContainerFacts(s, gpu),
     ...revisionsOfService(s),
   };
 }

@@ -84,12 +84,14 @@ function containers(s: ServiceState, gpu: Gpu | undefined): Message[] {
  * `concurrency`), straight from the model, as the Cloud Run adapter maps `serviceResource`: for
  * in-memory ports (the simulator) that skip the gRPC round trip.
  */
-export function observedContainerFacts(s: ServiceState): {
+export function observedContainerFacts(
+  s: ServiceState,
+  gpu: Gpu | undefined = templateGpu(s),
+): {
   containers: ObservedContainer[];
   concurrency: number | null;
 } {
   const spec = s.spec;
-  const gpu = spec.gpu;
   const cpuIdle = spec.cpuIdle ?? !gpu;
   const seconds = spec.startupProbeSeconds;
   const period = seconds === undefined ? 0 : Math.min(10, seconds);
@@ -235,6 +237,19 @@ export function templateScaling(
   };
 }
 
+/**
+ * The GPU of the service's template, as GetService shows it and the in-memory ports read it: the
+ * latest created revision's own (a `noTrafficRevision` may have another, or none), else the
+ * service's (absent: none).
+ */
+export function templateGpu(
+  s: ServiceState,
+  revs: readonly RevisionState[] = serviceRevisions(s),
+): Gpu | undefined {
+  const latest = latestRevision(s, revs);
+  return latest ? latest.gpu : s.spec.gpu;
+}
+
 /** A revision's or template's GPU fields: its accelerator and zonal redundancy (none without one). */
 function gpuFields(gpu: Gpu | undefined): Message {
   return gpu
@@ -303,7 +318,7 @@ export function serviceResource(
   // and max): Service.template is "The template used to create revisions for this Service"
   // (google/cloud/run/v2/service.proto), so after `gcloud run deploy --no-traffic` it is the new
   // revision's, whatever the revision that keeps the traffic holds.
-  const gpu = latest ? latest.gpu : s.spec.gpu;
+  const gpu = templateGpu(s, revs);
   const own = templateScaling(s, revs);
   const template: Message = {
     labels: {},

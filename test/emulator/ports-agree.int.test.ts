@@ -1,10 +1,11 @@
 /**
  * The emulator's in-memory ports (ports.ts, what the simulator and the chaos runs give the
  * governor) and Google's own clients over gRPC read the same fleet alike: what the governor plans
- * from a service (its min instances, its max at each level, which revisions serve) is the same
- * both ways. Service.template is "The template used to create revisions for this Service"
- * (google/cloud/run/v2/service.proto): the latest created revision's own scaling, also while a
- * revision deployed without traffic (or made for a split) is the latest and another serves.
+ * from a service (its GPU and containers, its min instances, its max at each level, which
+ * revisions serve) is the same both ways. Service.template is "The template used to create
+ * revisions for this Service" (google/cloud/run/v2/service.proto): the latest created revision's
+ * own GPU and scaling, also while a revision deployed without traffic (or made for a split) is
+ * the latest and another serves.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
@@ -55,6 +56,14 @@ const fleet: FleetInput = {
           revisionMinInstances: 0,
           noTrafficRevision: { maxInstances: 2, minInstances: 2, tag: 'next' },
         },
+        // The latest, without traffic, runs without a GPU: the template shows none.
+        {
+          name: 'moved',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 3,
+          noTrafficRevision: { maxInstances: 2, minInstances: 0, gpu: null },
+        },
         // Serving its first revision with a min: an edit's split makes the latest after it.
         {
           name: 'first',
@@ -91,6 +100,7 @@ function planned(s: ObservedService) {
     minInstances: Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0),
     serviceMaxInstances: s.serviceMaxInstances,
     revisionMaxInstances: s.revisionMaxInstances,
+    containers: s.containers.map((c) => [c.name, c.gpus, c.cpuIdle]),
     templateServes: s.templateServes ?? true,
     servingRevisions: (s.servingRevisions ?? []).map((r) => [r.name, r.inSplit]),
   };
@@ -106,7 +116,7 @@ async function both(): Promise<{ memory: unknown[]; grpc: unknown[] }> {
 }
 
 describe('the in-memory ports and gRPC', () => {
-  it('read the same min and max of every service of the fleet', async () => {
+  it('read the same GPU, min and max of every service of the fleet', async () => {
     const { memory, grpc } = await both();
     expect(memory).toEqual(grpc);
     // The template's min is the latest created revision's, whatever serves.
