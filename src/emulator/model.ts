@@ -648,7 +648,8 @@ function keepAtMost(s: ServiceState): void {
     if (over <= 0) break;
     if (deleteRefusal(s, r.index) !== undefined) continue;
     dropped.add(r.index);
-    over -= 1;
+    // A deleted revision's record goes too, but it was not one of the 1000.
+    if (!s.deletedRevisions.includes(nameOf(s, r.index))) over -= 1;
   }
   s.revisions = s.revisions.filter((r) => !dropped.has(r.index));
 }

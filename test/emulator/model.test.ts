@@ -303,6 +303,30 @@ describe('the fleet model', () => {
     expect(revs.some((r) => r.name.startsWith('a-01007-'))).toBe(true);
   });
 
+  it('counts only live revisions against the 1000: a deleted one frees its place, once', () => {
+    const m = model([svc('a', { revisionMaxInstances: 2 })]);
+    const a = m.findService('a');
+    for (let i = 0; i < 1000; i++) m.startDeployment(a, 0);
+    expect(serviceRevisions(a)).toHaveLength(1000);
+    // Another writer deletes the ten oldest retired revisions: 990 live.
+    const oldest = serviceRevisions(a)
+      .filter((r) => r.role === 'retired')
+      .slice(-10)
+      .map((r) => r.name);
+    a.deletedRevisions.push(...oldest);
+    expect(serviceRevisions(a)).toHaveLength(990);
+    // Twenty deployments: ten fill the freed places, the next ten each drop the oldest live one.
+    const live: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      m.startDeployment(a, 0);
+      live.push(serviceRevisions(a).length);
+    }
+    expect(live).toEqual([
+      ...[991, 992, 993, 994, 995, 996, 997, 998, 999],
+      ...Array(11).fill(1000),
+    ]);
+  });
+
   it('fills the history during warm-up but counts refusals from the start', () => {
     const m = model([svc('a', { maxInstances: 1, demand: 2 })], { warmupMinutes: 10 });
     const a = m.findService('a');
