@@ -45,7 +45,8 @@ export async function discoverProjects(
     nowMs: number;
     log: Logger;
     /**
-     * When the search must have answered (wall clock, ms): past it the search counts as failed,
+     * When the search must have answered, on `clock` (the dispatch's: the time elapsed since
+     * the request arrived, which no step of the wall clock moves): past it the search counts as failed,
      * so the kept result is used, as for any failed search, rather than the request being cut
      * off by the function's timeout with nothing sent. Default: no bound.
      */

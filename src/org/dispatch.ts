@@ -6,6 +6,7 @@ import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore, WorkPublisher } from '../ports/index.js';
 import { plural } from '../core/text.js';
 import { beforeDeadline } from '../reconcile/act.js';
+import { elapsedClock } from '../reconcile/pacing.js';
 import { discoverProjects, type Discovered } from './discover.js';
 
 /**
@@ -43,17 +44,24 @@ export async function dispatch(
     /**
      * The wall clock, read when the messages are sent (default: `nowMs`). A unit drops a message
      * issued more than `fanout.staleAfter` ago, so it is dated after the discovery, which may
-     * take longer than that.
+     * take longer than that. Never a deadline's clock, unless `elapsedClock` is not given.
      */
     clock?: () => number;
+    /**
+     * The time elapsed (ms from any origin), on which `searchDeadline` and `sendDeadline` are
+     * read (reconcile/pacing.ts, elapsedClock): the function's timeout counts in real time, and a
+     * wall clock stepping back during the dispatch would otherwise have it wait past that timeout.
+     * Default performance.now(), or `clock` when that is given (a virtual world's one clock).
+     */
+    elapsedClock?: () => number;
     log: Logger;
     dispatchId?: string;
-    /** When the discovery's search must have answered, on `clock` (discover.ts). */
+    /** When the discovery's search must have answered, on `elapsedClock` (discover.ts). */
     searchDeadline?: number;
     /**
-     * When the work messages must have been sent, on `clock`: past it the dispatch fails (it
-     * throws), rather than wait on a publish that Pub/Sub's client retries for minutes until the
-     * function's timeout ends the request with nothing logged. Default: no bound.
+     * When the work messages must have been sent, on `elapsedClock`: past it the dispatch fails
+     * (it throws), rather than wait on a publish that Pub/Sub's client retries for minutes until
+     * the function's timeout ends the request with nothing logged. Default: no bound.
      */
     sendDeadline?: number;
   },
@@ -61,12 +69,13 @@ export async function dispatch(
   const dispatchId = deps.dispatchId ?? newDispatchId(deps.nowMs);
   const log = withFields(deps.log, { dispatchId });
   const { searchDeadline, sendDeadline, ...rest } = deps;
+  const elapsed = elapsedClock(deps.elapsedClock, deps.clock);
   const found = await discoverProjects(policy, {
     ...rest,
     log,
     ...(searchDeadline === undefined
       ? {}
-      : { searchDeadline: { deadline: searchDeadline, clock: deps.clock ?? Date.now } }),
+      : { searchDeadline: { deadline: searchDeadline, clock: elapsed } }),
   });
   const issuedAt = new Date(deps.clock?.() ?? deps.nowMs).toISOString();
   const units = splitUnits(
@@ -96,7 +105,7 @@ export async function dispatch(
       ? await send()
       : await beforeDeadline(
           send,
-          { deadline: sendDeadline, clock: deps.clock ?? Date.now },
+          { deadline: sendDeadline, clock: elapsed },
           `sending ${plural(messages.length, 'work message')} to ${publisher.topic}`,
         );
   const report: DispatchReport = {
