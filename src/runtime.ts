@@ -400,15 +400,17 @@ export async function closeRuntime(
 }
 
 /**
- * What is left of a run's deadline of `runDeadlineMs` counted from `receivedMs`, when the request
- * arrived (wall clock): Cloud Run's request timeout counts from the arrival
+ * What is left of a run's deadline of `runDeadlineMs` counted from `receivedAt`, when the request
+ * arrived: Cloud Run's request timeout counts from the arrival
  * (https://cloud.google.com/run/docs/configuring/request-timeout), so loading the run's code and
  * opening its clients come out of it. None left (0): the run takes no lease and fails at once.
- * Never more than `runDeadlineMs`: a wall clock that stepped back since the arrival would
- * otherwise lengthen the run past the request's timeout, which counts in real time (the run
- * counts its own deadline on the time elapsed from here: reconcile/run.ts).
+ * `receivedAt` is a reading of performance.now(), the time elapsed (reconcile/pacing.ts,
+ * elapsedClock), as is the time now here: the request's timeout counts in real time, and a wall
+ * clock that stepped back since the arrival would otherwise hide the time already spent (one that
+ * jumped forward, take time not spent). Never more than `runDeadlineMs` (the run counts its own
+ * deadline on the time elapsed from here: reconcile/run.ts).
  */
-export function deadlineLeft(runDeadlineMs: number, receivedMs: number): number {
-  const since = Math.max(0, Date.now() - receivedMs);
+export function deadlineLeft(runDeadlineMs: number, receivedAt: number): number {
+  const since = Math.max(0, performance.now() - receivedAt);
   return Math.max(0, runDeadlineMs - since);
 }

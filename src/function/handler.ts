@@ -114,7 +114,8 @@ export function misconfigured(log: Logger, why: string): Answer {
 }
 
 /**
- * `receivedMs`: when the request arrived (wall clock). The run deadline counts from it, not from
+ * `receivedAt`: when the request arrived, on the time elapsed (performance.now(): runtime.ts
+ * deadlineLeft), which no step of the wall clock moves. The run deadline counts from it, not from
  * the run's start: Cloud Run's request timeout counts from the request's arrival
  * (https://cloud.google.com/run/docs/configuring/request-timeout), and the module sets the
  * deadline at least 15 s short of it so that the run publishes and answers in time; loading the
@@ -124,7 +125,7 @@ export async function handle(
   rawPayload: unknown,
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
-  receivedMs = Date.now(),
+  receivedAt = performance.now(),
 ): Promise<Answer> {
   let payload: Payload;
   try {
@@ -167,7 +168,7 @@ export async function handle(
     const report = await reconcile(policy, runtime, {
       runId,
       // None left: no lease is taken and the run fails at once (500).
-      deadlineMs: deadlineLeft(options.runDeadlineMs, receivedMs),
+      deadlineMs: deadlineLeft(options.runDeadlineMs, receivedAt),
       writerId: options.governorId,
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),

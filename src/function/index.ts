@@ -72,9 +72,10 @@ async function handle(
   env: Readonly<Record<string, string | undefined>>,
   requestLog: Logger,
 ): Promise<Answer> {
-  // The run deadline counts from here, before the run's code is loaded (handler.ts handle).
-  const receivedMs = Date.now();
-  return (await handler()).handle(payload, env, requestLog, receivedMs);
+  // The run deadline counts from here, before the run's code is loaded, on the time elapsed
+  // (handler.ts handle).
+  const receivedAt = performance.now();
+  return (await handler()).handle(payload, env, requestLog, receivedAt);
 }
 
 /**
@@ -212,18 +213,20 @@ function announcedError(message: string): Error {
 serve(
   'governorDispatch',
   async (body, requestLog) => {
-    // The search and send deadlines count from here, before the code is loaded (org.ts).
-    const receivedMs = Date.now();
-    return (await org()).handleDispatch(body, process.env, requestLog, receivedMs);
+    // The search and send deadlines count from here, before the code is loaded, on the time
+    // elapsed (org.ts handleDispatch).
+    const receivedAt = performance.now();
+    return (await org()).handleDispatch(body, process.env, requestLog, receivedAt);
   },
   { body: 'governorDispatch takes no request: its body is empty or {}' },
 );
 serve(
   'governorUnit',
   async (body, requestLog) => {
-    // The run deadline counts from here, before the run's code is loaded (org.ts handleUnitPush).
-    const receivedMs = Date.now();
-    return (await org()).handleUnitPush(body, process.env, requestLog, receivedMs);
+    // The run deadline counts from here, before the run's code is loaded, on the time elapsed
+    // (org.ts handleUnitPush).
+    const receivedAt = performance.now();
+    return (await org()).handleUnitPush(body, process.env, requestLog, receivedAt);
   },
   { body: 'governorUnit takes a Pub/Sub push request in its body' },
 );

@@ -112,16 +112,21 @@ function dispatchSendMs(options: Pick<RuntimeOptions, 'runDeadlineMs'>): number 
 }
 
 /**
- * `receivedMs`: when the request arrived (wall clock). The search and send deadlines count from
- * it, not from here: Cloud Run's request timeout counts from the arrival
+ * `receivedAt`: when the request arrived, on the time elapsed (performance.now()). The search and
+ * send deadlines count from it, not from here: Cloud Run's request timeout counts from the arrival
  * (https://cloud.google.com/run/docs/configuring/request-timeout), so loading this code on a cold
  * instance and reading the policy come out of it, as they do of a run's deadline (deadlineLeft).
+ * They are times of the time elapsed, read on it (org/dispatch.ts): the timeout counts in real
+ * time, and a wall clock stepping back during the dispatch would otherwise have its search and its
+ * sends wait past it, the request then ended with no message sent, no line logged and no alert.
+ * The wall clock dates what others read: the dispatch's id, its messages' `issuedAt`, and the age
+ * of the kept discovery.
  */
 export async function handleDispatch(
   body: unknown,
   env: Readonly<Record<string, string | undefined>>,
   requestLog: Logger,
-  receivedMs = Date.now(),
+  receivedAt = performance.now(),
 ): Promise<Answer> {
   const request = DispatchRequest.safeParse(
     body === undefined || body === null || body === '' ? {} : body,
@@ -168,10 +173,11 @@ export async function handleDispatch(
       publisher: org.publisher,
       nowMs,
       clock: Date.now,
+      elapsedClock: () => performance.now(),
       log,
       dispatchId,
-      searchDeadline: receivedMs + dispatchSearchMs(options),
-      sendDeadline: receivedMs + dispatchSendMs(options),
+      searchDeadline: receivedAt + dispatchSearchMs(options),
+      sendDeadline: receivedAt + dispatchSendMs(options),
     });
     return { status: report.failed.length > 0 ? 500 : 200, body: { ...report } };
   } catch (e) {
@@ -360,7 +366,8 @@ function drop(log: Logger, why: string, fields: Record<string, unknown> = {}): A
 }
 
 /**
- * `receivedMs`: when the push arrived (wall clock). The run deadline counts from it, not from the
+ * `receivedAt`: when the push arrived, on the time elapsed (performance.now(): runtime.ts
+ * deadlineLeft), which no step of the wall clock moves. The run deadline counts from it, not from the
  * run's start: the module sets the deadline 30 s short of the function's timeout so that the unit
  * ends its run, alerts a failed last delivery and answers before Cloud Run ends the request
  * (https://cloud.google.com/run/docs/configuring/request-timeout), and the time spent checking
@@ -370,7 +377,7 @@ export async function handleUnitPush(
   body: unknown,
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
-  receivedMs = Date.now(),
+  receivedAt = performance.now(),
 ): Promise<Answer> {
   const envelope = PushEnvelope.safeParse(body);
   if (!envelope.success) {
@@ -419,7 +426,8 @@ export async function handleUnitPush(
     return { status: 500, body: { error: why } };
   }
   // (Only one issued in the past: one from the future is acknowledged at its first delivery, so
-  // Pub/Sub never delivers it again.)
+  // Pub/Sub never delivers it again.) Read on the wall clock: `issuedAt` is the dispatch's stamp,
+  // another machine's, and no wait is bounded by it.
   if (
     decision.kind === 'stale' &&
     (envelope.data.deliveryAttempt ?? 0) >= 2 &&
@@ -491,7 +499,7 @@ export async function handleUnitPush(
     const report = await reconcile(decision.policy, deps, {
       runId,
       // None left: no lease is taken and the run fails at once (500).
-      deadlineMs: deadlineLeft(options.runDeadlineMs, receivedMs),
+      deadlineMs: deadlineLeft(options.runDeadlineMs, receivedAt),
       writerId: options.governorId,
       // Its project-wide alerts and its `unit/*` metrics name the unit's region; a project the
       // fan-out governs whole takes back what a split of it left, however short.

@@ -1070,7 +1070,7 @@ describe('fan-out: dispatch, then one function run per project', () => {
         {},
         { ...process.env, GOVERNOR_RUN_DEADLINE: '2s' },
         memoryLogger(),
-        Date.now() - 2_500,
+        performance.now() - 2_500,
       );
       expect(late.status, JSON.stringify(late.body)).toBe(200);
       expect(late.body).toMatchObject({ discovery: 'stale-cache', published: N });
