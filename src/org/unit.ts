@@ -8,6 +8,7 @@ import { splitUnits, unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCacheStore, StateStore } from '../ports/index.js';
+import { elapsedClock } from '../reconcile/pacing.js';
 import { beforeDeadline } from '../reconcile/act.js';
 import { sendWithoutLease } from '../reconcile/alerts.js';
 import { errorMessage } from '../core/errors.js';
@@ -178,7 +179,11 @@ export async function alertFailedDelivery(
   const { store, sink, log } = deps;
   const at = new Date(deps.nowMs).toISOString();
   const alert = deliveryFailedAlert({ at, runId: deps.runId }, failed);
-  const bound = { deadline: Date.now() + deps.timeoutMs, clock: Date.now };
+  // On the time elapsed (reconcile/pacing.ts elapsedClock): the function's timeout counts in real
+  // time, and a wall clock stepping back mid-alert would otherwise lengthen each call's wait past
+  // it. The wall clock (`wall`) still stamps the outbox's entries, which other runs read.
+  const elapsed = elapsedClock();
+  const bound = { deadline: elapsed() + deps.timeoutMs, clock: elapsed };
   const { project } = failed;
   let loaded: { state: ConditionState; version: string | null } | null = null;
   try {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
@@ -199,5 +199,42 @@ describe('alertFailedDelivery', () => {
     expect(
       log.lines.some((l) => /alert governor\.degraded firing: .*may be its last/.test(l.message)),
     ).toBe(true);
+  });
+});
+
+describe('alertFailedDelivery whose wall clock steps back', () => {
+  // Bounded by `timeoutMs` so that the unit still answers within the function's timeout, which
+  // counts in real time: a wall clock stepping back 5 minutes after the state was read must not
+  // have the publish wait those 5 minutes.
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('gives up publishing at its bound in time elapsed', async () => {
+    const store = createMemoryStateStore();
+    const now = Date.now.bind(Date);
+    let back = 0;
+    vi.spyOn(Date, 'now').mockImplementation(() => now() - back);
+    const d = deps({
+      timeoutMs: 300,
+      store: {
+        ...outboxOf(store),
+        saveConditions: store.saveConditions.bind(store),
+        loadConditions: async (project) => {
+          back = 5 * 60_000;
+          return store.loadConditions(project);
+        },
+      },
+      sink: { publish: () => new Promise(() => undefined) },
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      alertFailedDelivery(policy, d, failed),
+      new Promise((resolve) => {
+        timer = setTimeout(() => resolve('still waiting'), 3_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    expect(outcome).toEqual({ outcome: 'unpublished' });
   });
 });
