@@ -1,7 +1,6 @@
 import type { Alert } from './alert.js';
 import {
   CHECKS,
-  minInstances,
   type EffectiveSettings,
   type GpuService,
   type ServiceContext,
@@ -19,7 +18,7 @@ import { compareText, gpuPool, poolKey, quotaFromPolicy, type PoolId } from './p
 import { parseMemory } from './quantity.js';
 import { compileRules } from './rules.js';
 import type { Snapshot } from './snapshot.js';
-import type { ObservedService } from './service.js';
+import { minInstances, type ObservedService } from './service.js';
 import { plural } from './text.js';
 
 export {

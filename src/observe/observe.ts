@@ -40,8 +40,12 @@ import {
   type UsageMinutes,
 } from '../core/snapshot.js';
 import { cutText, errorMessage } from '../core/errors.js';
-import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
-import { minInstances } from '../core/audit-checks.js';
+import {
+  manualInstances,
+  minInstances,
+  type GpuSpec,
+  type ObservedService,
+} from '../core/service.js';
 import type {
   MetricSeries,
   ObservedJobExecution,
@@ -359,7 +363,7 @@ export async function observe(
         maxInstances: effectiveMax(svc),
         ...maxNoteOf(svc),
         ...revisionMaxOf(svc),
-        minInstances: Math.max(svc.serviceMinInstances ?? 0, svc.revisionMinInstances ?? 0),
+        minInstances: minInstances(svc),
         reconciling: svc.reconciling,
         etag: svc.etag,
         lastChangedAt: lastChangedAt(svc.annotations),
