@@ -1,11 +1,10 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
-import { gcloudToLatest, gcloudUpdate } from './gcloud.js';
+import { gcloudUpdate } from './gcloud.js';
 import { DEFAULT_MAX_INSTANCES, maxInForce, quotaInstances, type MaxInForce } from './pool.js';
 import type { Snapshot } from './snapshot.js';
 import {
   DEFAULT_CONCURRENCY,
   manualInstances,
-  minInstances,
   type ObservedContainer,
   type ObservedService,
 } from './service.js';
@@ -59,6 +58,10 @@ export interface ServiceContext {
 
 /** What is wrong (null: nothing), and a fix for this service when the rule's general one will not do. */
 type Broken = { problem: string; fix?: string } | null;
+
+export function minInstances(s: ObservedService): number {
+  return Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0);
+}
 
 /**
  * An `nvidia.com/gpu` limit that is set but is not a GPU count ("lots", "0.5"): it cannot be judged
@@ -307,21 +310,13 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     // the service never needed more than its idle minimum.
     if (utilization === null || utilization === undefined) return null;
     if (usage.peak > min || utilization >= config.idleUtilization) return null;
-    const held =
-      s.templateServes === false
-        ? (s.servingRevisions ?? []).filter((r) => r.inSplit && (r.minInstances ?? 0) > 0)
-        : [];
     return {
       problem: `${plural(min, 'min instance')} hold${min === 1 ? 's' : ''} ${plural(min * s.gpu.count, 'GPU')} at full price, but over the lookback it never ran more than ${usage.peak} and its GPU is ${Math.round(utilization * 100)}% busy`,
-      // The min in force is the highest of the service's, the template's and each serving
-      // revision's own (`minInstances`): each set is lowered. `--min` is the service level;
-      // `--min-instances` the revision level, off at 0 ("By default, container instances have
-      // min-instances turned off, with a setting of 0",
-      // https://cloud.google.com/run/docs/configuring/min-instances). It sets the template, so
-      // a new revision: a serving revision that is not the template's keeps its own min until
-      // the traffic leaves it ("Revisions are immutable",
-      // https://cloud.google.com/run/docs/resource-model), which the fix then says.
-      fix: `${gcloudUpdate(s)}${(s.serviceMinInstances ?? 0) > 0 ? ' --min 0' : ''}${(s.revisionMinInstances ?? 0) > 0 || held.length > 0 ? ' --min-instances 0' : ''} (or fewer min instances)${held.length > 0 ? `, then ${gcloudToLatest(s)}: ${held.map((r) => `${r.name} keeps ${plural(r.minInstances ?? 0, 'min instance')}`).join(', ')} of its own while it serves` : ''}`,
+      // The min in force is the higher of the service's and the revision's: each set is lowered.
+      // `--min` is the service level; `--min-instances` the revision level, off at 0 ("By
+      // default, container instances have min-instances turned off, with a setting of 0",
+      // https://cloud.google.com/run/docs/configuring/min-instances).
+      fix: `${gcloudUpdate(s)}${(s.serviceMinInstances ?? 0) > 0 ? ' --min 0' : ''}${(s.revisionMinInstances ?? 0) > 0 ? ' --min-instances 0' : ''} (or fewer min instances)`,
     };
   },
 

@@ -1,6 +1,7 @@
 import type { Alert } from './alert.js';
 import {
   CHECKS,
+  minInstances,
   type EffectiveSettings,
   type GpuService,
   type ServiceContext,
@@ -18,7 +19,7 @@ import { compareText, gpuPool, poolKey, quotaFromPolicy, type PoolId } from './p
 import { parseMemory } from './quantity.js';
 import { compileRules } from './rules.js';
 import type { Snapshot } from './snapshot.js';
-import { minInstances, type ObservedService } from './service.js';
+import type { ObservedService } from './service.js';
 import { plural } from './text.js';
 
 export {

@@ -200,36 +200,6 @@ export function manualInstances(
 }
 
 /**
- * The min instances a service keeps: the highest of its service-level min, its template's
- * (revision-level) min, and the own min of each serving revision read that is in the traffic
- * split. Google, "Revisions and minimum instances"
- * (https://cloud.google.com/run/docs/configuring/min-instances): a service-level min is divided
- * among the revisions that serve traffic, in proportion to their share, while a revision-level min
- * is started whenever the revision is in the traffic split or carries a tag; Google recommends
- * not combining the two levels and does not say how they add up, so the highest counts. The
- * template shows the latest created revision, which need not be the one that serves (traffic
- * pinned by name, a split, `--no-traffic`): each revision keeps its own scaling
- * ("Revisions are immutable", https://cloud.google.com/run/docs/resource-model), so a pinned
- * revision keeps its own min warm whatever the template says. The template's min still counts
- * when it does not serve: Google does not say that a latest revision without traffic starts
- * none, and the higher floor is the safe side (no max planned below what a revision keeps warm).
- * A revision only tagged is left out: its instances "only count toward the service-level minimum
- * instances if they are a part of a traffic split" (same page), no service-level max bounds them,
- * and they are counted apart at their own max (`countedRevisions`, core/revision-pools.ts).
- * Revisions not read add nothing: their min is unknown, and what counts without them is what
- * counted before they were read.
- */
-export function minInstances(
-  s: Pick<ObservedService, 'serviceMinInstances' | 'revisionMinInstances' | 'servingRevisions'>,
-): number {
-  let min = Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0);
-  for (const r of s.servingRevisions ?? [])
-    if (r.inSplit && r.minInstances !== undefined && r.minInstances !== null)
-      min = Math.max(min, r.minInstances);
-  return min;
-}
-
-/**
  * Whether a service's serving revisions must be read (`Revisions.GetRevision`,
  * `run.revisions.get`): a service that names revisions apart from its template: its latest
  * revision does not serve and its serving revisions are named, or a revision only tagged is

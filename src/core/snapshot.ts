@@ -177,9 +177,7 @@ export const SnapshotService = z.strictObject({
     .describe(
       "The serving revision's own max instances (set by a deploy), when its latest revision is the one serving: the cap in force is never above it, whatever service-level max is written (https://cloud.google.com/run/docs/configuring/max-instances), so the governor plans no cap above it. Absent: the revision sets none, or the latest revision does not serve (see maxNote).",
     ),
-  minInstances: Instances.default(0).describe(
-    "The service's min instances: the highest of its service-level min, its template's, and the own min of each serving revision read in its traffic split (a revision-level min is started whenever the revision is in the split: https://cloud.google.com/run/docs/configuring/min-instances). Its floor is never below it.",
-  ),
+  minInstances: Instances.default(0),
   reconciling: z.boolean().default(false),
   etag: Line.default(''),
   lastChangedAt: IsoInstant.nullable()

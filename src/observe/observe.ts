@@ -40,12 +40,8 @@ import {
   type UsageMinutes,
 } from '../core/snapshot.js';
 import { cutText, errorMessage } from '../core/errors.js';
-import {
-  manualInstances,
-  minInstances,
-  type GpuSpec,
-  type ObservedService,
-} from '../core/service.js';
+import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
+import { minInstances } from '../core/audit-checks.js';
 import type {
   MetricSeries,
   ObservedJobExecution,
@@ -363,7 +359,7 @@ export async function observe(
         maxInstances: effectiveMax(svc),
         ...maxNoteOf(svc),
         ...revisionMaxOf(svc),
-        minInstances: minInstances(svc),
+        minInstances: Math.max(svc.serviceMinInstances ?? 0, svc.revisionMinInstances ?? 0),
         reconciling: svc.reconciling,
         etag: svc.etag,
         lastChangedAt: lastChangedAt(svc.annotations),

@@ -11,7 +11,7 @@ import {
 } from '../core/pool.js';
 import type { MetricSeries, ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
-import { manualInstances, minInstances } from '../core/service.js';
+import { manualInstances } from '../core/service.js';
 import { plural } from '../core/text.js';
 import type { SimulationInput } from './scenario.js';
 
@@ -174,7 +174,10 @@ export async function buildReplayInput(
           // The serving revision's own max, which no service-level max the governor writes can
           // raise the cap past (core/pool.ts revisionBound): replayed, the governor meets it too.
           ...revisionMaxOf(s),
-          minInstances: Math.min(effectiveMax(s), minInstances(s)),
+          minInstances: Math.min(
+            effectiveMax(s),
+            Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0),
+          ),
           ...(s.scalingMode === 'MANUAL'
             ? { scalingMode: 'MANUAL' as const, manualInstanceCount: manualInstances(s) }
             : {}),

@@ -11,7 +11,7 @@ import { Alert } from '../../src/core/alert.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
-import { minInstances, type ObservedService } from '../../src/core/service.js';
+import type { ObservedService } from '../../src/core/service.js';
 import { observedContainer, observedService } from '../support/fixtures.js';
 
 /** The fleet audit's rules, one by one: a service that passes, one that fails, edge values. */
@@ -52,7 +52,7 @@ function snapshot(
         gpusPerInstance: s.gpu?.count ?? 1,
         labels: s.labels,
         maxInstances: s.serviceMaxInstances ?? 100,
-        minInstances: minInstances(s),
+        minInstances: Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0),
         reconciling: false,
         etag: s.etag,
         lastChangedAt: null,
@@ -397,26 +397,6 @@ describe('auditFleet: each rule', () => {
     expect(fixOf({ revisionMinInstances: 1 })).toContain(`${command} --min-instances 0 (`);
     expect(fixOf({ serviceMinInstances: 1, revisionMinInstances: 2 })).toContain(
       `${command} --min 0 --min-instances 0 (`,
-    );
-  });
-
-  it("min-instances: a pinned serving revision's own min counts, not only the template's", () => {
-    // The template (the latest revision, deployed with --no-traffic) says 1; the revision the
-    // traffic is pinned on keeps 3 of its own; a revision only tagged keeps 5 outside the split.
-    const idle = { current: 3, peak: 3, sampledAt: AT, utilization: 0 };
-    const pinned = service('s', {
-      revisionMinInstances: 1,
-      templateServes: false,
-      servingRevisions: [
-        { name: 's-00001-old', inSplit: true, maxInstances: null, minInstances: 3, gpu: null },
-        { name: 's-00003-tag', inSplit: false, maxInstances: 6, minInstances: 5, gpu: null },
-      ],
-    });
-    const f = audit([pinned], { usage: { s: idle }, quota: 100 });
-    const unused = f.find((x) => x.rule === 'min-instances-unused');
-    expect(unused?.problem).toContain('3 min instances hold 3 GPUs at full price');
-    expect(unused?.fix).toContain(
-      'gcloud run services update s --project p --region us-central1 --min-instances 0 (or fewer min instances), then gcloud run services update-traffic s --project p --region us-central1 --to-latest: s-00001-old keeps 3 min instances of its own while it serves',
     );
   });
 
