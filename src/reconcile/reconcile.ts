@@ -133,7 +133,10 @@ export async function reconcile(
     throw new RunFailedError(report, e);
   } finally {
     await checks;
-    await recordRuns(deps.store, deps.log, held, report, run.startedWall, run.wall(), run.ctx.at);
+    // Finished as long after its start as the run took (the time elapsed): a wall clock that
+    // stepped meanwhile would date the end before the start, or minutes after the real one.
+    const finished = run.startedWall + (run.elapsed() - run.startedElapsed);
+    await recordRuns(deps.store, deps.log, held, report, run.startedWall, finished, run.ctx.at);
     await releaseAll(deps, held, run.holder);
   }
 }

@@ -60,6 +60,7 @@ describe('the run deadline on the time elapsed', () => {
     let t = START;
     let wallOffset = 0;
     const deadlineMs = 150_000;
+    const store = createMemoryStateStore();
     const at = () => calls.push(t);
     const run = {
       ...sim.run,
@@ -89,6 +90,7 @@ describe('the run deadline on the time elapsed', () => {
       }),
       {
         ports: { ...sim, run },
+        store,
         clock: () => m.now,
         wallClock: () => t + wallOffset,
         elapsedClock: () => t,
@@ -99,6 +101,12 @@ describe('the run deadline on the time elapsed', () => {
       { runId: 'stepped-back', deadlineMs, writerId: 'me' },
     );
     expect(wallOffset).toBe(-600_000);
+    // Its record ends as long after its start as the run took, not 10 minutes before it.
+    const [record] = await store.listRuns(PROJECT);
+    expect(record).toMatchObject({
+      startedAt: new Date(START).toISOString(),
+      finishedAt: new Date(t).toISOString(),
+    });
     expect(calls.length).toBeGreaterThan(0);
     expect(Math.max(...calls) - START, calls.map((c) => c - START).join(', ')).toBeLessThanOrEqual(
       deadlineMs,
