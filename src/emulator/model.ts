@@ -1069,16 +1069,19 @@ export class FleetModel {
     // The revision before the serving one, as it was made (otherRevisionIndex); one the emulator
     // never modeled is taken as the split or the tag describes it. Before a first serving
     // revision (00001) there is none: the edit makes one after the highest, the latest created,
-    // as `gcloud run deploy --no-traffic` then `update-traffic` would (docs/emulator.md).
+    // as `gcloud run deploy --no-traffic` then `update-traffic` would (docs/emulator.md), from
+    // the template as every revision is ("The template used to create revisions", service.proto):
+    // the template's min, and its max unless the edit gives one.
     const older = (maxInstances: number | undefined): number => {
       const before = otherRevisionIndex(s);
       const index = before ?? nextRevisionIndex(s);
+      const fromTemplate = before === undefined;
       if (revisionOf(s, index) === undefined)
         s.revisions = [
           {
             index,
-            maxInstances: maxInstances ?? 0,
-            minInstances: 0,
+            maxInstances: maxInstances ?? (fromTemplate ? s.revisionMaxInstances : 0),
+            minInstances: fromTemplate ? s.revisionMinInstances : 0,
             failed: false,
             // Older than the serving one: made no later than the service; else made now.
             madeAt: before === undefined ? this.nowMs : s.createTime,
@@ -1086,7 +1089,7 @@ export class FleetModel {
           },
           ...s.revisions,
         ].sort((a, b) => a.index - b.index);
-      if (before === undefined) {
+      if (fromTemplate) {
         s.madeForSplit = index;
         s.latestIndex = index;
       }

@@ -67,11 +67,15 @@ describe('the invariant monitor counts revisions as Google does', () => {
       previousRevision: { maxInstances: 4, percent: 50 },
     });
     expect(used(bounded)).toBe(5 + 1);
-    // An older revision with no max of its own may run what the quota allows, up to the
-    // service-level max.
-    const older = model({ maxInstances: 6, revisionMaxInstances: 2 });
-    older.update(SVC, { previousRevision: { percent: 10 } });
-    expect(used(older)).toBe(6 + 1);
+    // A revision with no max of its own (made from a template that sets none) may run what the
+    // quota allows, up to the service-level max.
+    const unbounded = model({ maxInstances: 6 });
+    unbounded.update(SVC, { previousRevision: { percent: 10 } });
+    expect(used(unbounded)).toBe(6 + 1);
+    // Made from a template that sets one, it keeps that max, as a deploy without traffic would.
+    const templated = model({ maxInstances: 6, revisionMaxInstances: 2 });
+    templated.update(SVC, { previousRevision: { percent: 10 } });
+    expect(used(templated)).toBe(2 + 2 + 1);
   });
 
   it('counts a tagged revision of a manually scaled service at its own min, or one instance', () => {

@@ -7,7 +7,11 @@ import {
   pendingSecondsOf,
   requestsPerInstanceMinute,
 } from '../../src/emulator/model.js';
-import { serviceResource, serviceRevisions } from '../../src/emulator/resources.js';
+import {
+  serviceResource,
+  serviceRevisions,
+  templateScaling,
+} from '../../src/emulator/resources.js';
 
 const START = '2026-11-27T12:00:00Z';
 
@@ -301,6 +305,24 @@ describe('the fleet model', () => {
     // The oldest retired ones went first; the newest is still the latest created.
     expect(revs.some((r) => r.name.startsWith('a-00003-'))).toBe(false);
     expect(revs.some((r) => r.name.startsWith('a-01007-'))).toBe(true);
+  });
+
+  it("makes a split's or tag's new revision from the template, as a deploy without traffic would", () => {
+    // A revision is made from the service's template ("The template used to create revisions",
+    // service.proto): the one an edit makes for a split or tag keeps the template's min, and its
+    // max unless the edit gives one.
+    const m = model([svc('warm', { revisionMinInstances: 2, revisionMaxInstances: 4 })]);
+    const warm = m.findService('warm');
+    m.update(warm, { previousRevision: { maxInstances: 6, percent: 20 } });
+    expect(templateScaling(warm)).toEqual({ minInstances: 2, maxInstances: 6 });
+    const tagged = m.findService('warm');
+    m.update(tagged, { previousRevision: null });
+    expect(templateScaling(tagged)).toEqual({ minInstances: 2, maxInstances: 6 });
+
+    const other = model([svc('cold', { revisionMinInstances: 1, revisionMaxInstances: 3 })]);
+    const cold = other.findService('cold');
+    other.update(cold, { tagPrevious: { tag: 'canary' } });
+    expect(templateScaling(cold)).toEqual({ minInstances: 1, maxInstances: 3 });
   });
 
   it('counts only live revisions against the 1000: a deleted one frees its place, once', () => {
