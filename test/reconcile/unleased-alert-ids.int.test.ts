@@ -7,6 +7,10 @@
  * the lease resolves it once. Another governor holds the lease, and writes the state, meanwhile.
  * Real clients: Google's Pub/Sub emulator (a subscription with ordering) and, as the state store,
  * memory, a state file and Google's Firestore emulator.
+ *
+ * Each test is a world of its own (its topic and subscription, its store, its fleet model), so the
+ * tests of a describe run side by side (`describe.concurrent`): most of each is the quiet time in
+ * which a duplicate would arrive, which they can wait out together.
  */
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -165,7 +169,7 @@ async function toldOnce(received: readonly Alert[], key: string, first: string):
   expect(seen).toEqual(['firing', 'resolved']);
 }
 
-describe('a condition sent without the lease keeps its id after a crash', () => {
+describe.concurrent('a condition sent without the lease keeps its id after a crash', () => {
   for (const kind of KINDS) {
     it(
       `governor.degraded (lease), ${kind} store: the next refused run sends no new id`,
@@ -252,7 +256,7 @@ describe('a condition sent without the lease keeps its id after a crash', () => 
   }
 });
 
-describe("the holder's run meets a refused run's message in the outbox", () => {
+describe.concurrent("the holder's run meets a refused run's message in the outbox", () => {
   for (const kind of KINDS) {
     it(
       `${kind} store: it resolves the condition once, whichever saved first`,
@@ -393,69 +397,75 @@ async function episodesOf(
   return episodes;
 }
 
-describe('runs refused the lease stamped later than the holder, meeting its resolve', () => {
-  for (const kind of KINDS) {
-    it(
-      `${kind} store: a run refused while the holder publishes its resolve fires a new episode, each resolved once`,
-      () =>
-        inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
-          const key = `governor.degraded:${PROJECT}:lease`;
-          // A refused run starts after the holder's run did (it asks for the lease while that run
-          // holds it): its firing is stamped later than the holder's resolve of it.
-          const later = (s: StateStore, k: AlertSink, ms: number): ReconcileDeps => {
-            const d = deps(s, k);
-            return { ...d, now: async () => (await d.now()) + ms };
-          };
-          // Once the holder's run read the condition state, a refused run stores its alert, saves
-          // the state and dies once Pub/Sub took it: the holder finds it in the outbox and resolves
-          // it. While the holder publishes the two, before it removes them from the outbox, a
-          // second refused run reads the holder's state and the outbox.
-          let first: ReturnType<typeof dying> | null = null;
-          const racing: StateStore = Object.assign(Object.create(store) as StateStore, {
-            loadConditions: async (project: string) => {
-              const loaded = await store.loadConditions(project);
-              if (first === null) {
-                const r = dying();
-                first = r;
-                void reconcile(policy, later(r.store, r.sink, 20_000), {
-                  runId: 'run-refused-1',
-                  deadlineMs: 60_000,
-                  leaseAttempts: 1,
-                }).catch(() => {});
-                await waitUntil('the refused run to die', r.dead, Boolean, { timeoutMs: 30_000 });
-              }
-              return loaded;
-            },
-          });
-          let second: Awaited<ReturnType<typeof reconcile>> | null = null;
-          const publishing = {
-            publish: async (messages: Parameters<AlertSink['publish']>[0]) => {
-              if (second === null && messages.some((m) => m.attributes['status'] === 'resolved')) {
-                second = await reconcile(policy, later(store, sink, 30_000), {
-                  runId: 'run-refused-2',
-                  deadlineMs: 60_000,
-                  leaseAttempts: 1,
-                });
-              }
-              return sink.publish(messages);
-            },
-          } as AlertSink;
-          const holder = await reconcile(policy, deps(racing, publishing), {
-            runId: 'run-holder-1',
-            deadlineMs: 60_000,
-          });
-          expect(holder.outcome).toBe('ok');
-          expect((second as { outcome: string } | null)?.outcome).toBe('lease-held');
-          // The second refused run's episode is told, and counted: the holder's next run resolves
-          // it, not the first episode a second time.
-          await nextHolderResolvesSecondEpisode({ store, sink, received, policy, deps }, key);
-        }),
-      90_000,
-    );
-  }
-});
+describe.concurrent(
+  'runs refused the lease stamped later than the holder, meeting its resolve',
+  () => {
+    for (const kind of KINDS) {
+      it(
+        `${kind} store: a run refused while the holder publishes its resolve fires a new episode, each resolved once`,
+        () =>
+          inWorld(kind, async ({ store, received, policy, deps, dying, sink }) => {
+            const key = `governor.degraded:${PROJECT}:lease`;
+            // A refused run starts after the holder's run did (it asks for the lease while that run
+            // holds it): its firing is stamped later than the holder's resolve of it.
+            const later = (s: StateStore, k: AlertSink, ms: number): ReconcileDeps => {
+              const d = deps(s, k);
+              return { ...d, now: async () => (await d.now()) + ms };
+            };
+            // Once the holder's run read the condition state, a refused run stores its alert, saves
+            // the state and dies once Pub/Sub took it: the holder finds it in the outbox and resolves
+            // it. While the holder publishes the two, before it removes them from the outbox, a
+            // second refused run reads the holder's state and the outbox.
+            let first: ReturnType<typeof dying> | null = null;
+            const racing: StateStore = Object.assign(Object.create(store) as StateStore, {
+              loadConditions: async (project: string) => {
+                const loaded = await store.loadConditions(project);
+                if (first === null) {
+                  const r = dying();
+                  first = r;
+                  void reconcile(policy, later(r.store, r.sink, 20_000), {
+                    runId: 'run-refused-1',
+                    deadlineMs: 60_000,
+                    leaseAttempts: 1,
+                  }).catch(() => {});
+                  await waitUntil('the refused run to die', r.dead, Boolean, { timeoutMs: 30_000 });
+                }
+                return loaded;
+              },
+            });
+            let second: Awaited<ReturnType<typeof reconcile>> | null = null;
+            const publishing = {
+              publish: async (messages: Parameters<AlertSink['publish']>[0]) => {
+                if (
+                  second === null &&
+                  messages.some((m) => m.attributes['status'] === 'resolved')
+                ) {
+                  second = await reconcile(policy, later(store, sink, 30_000), {
+                    runId: 'run-refused-2',
+                    deadlineMs: 60_000,
+                    leaseAttempts: 1,
+                  });
+                }
+                return sink.publish(messages);
+              },
+            } as AlertSink;
+            const holder = await reconcile(policy, deps(racing, publishing), {
+              runId: 'run-holder-1',
+              deadlineMs: 60_000,
+            });
+            expect(holder.outcome).toBe('ok');
+            expect((second as { outcome: string } | null)?.outcome).toBe('lease-held');
+            // The second refused run's episode is told, and counted: the holder's next run resolves
+            // it, not the first episode a second time.
+            await nextHolderResolvesSecondEpisode({ store, sink, received, policy, deps }, key);
+          }),
+        90_000,
+      );
+    }
+  },
+);
 
-describe('the holder killed after its save, before its publish', () => {
+describe.concurrent('the holder killed after its save, before its publish', () => {
   for (const kind of KINDS) {
     it(
       `${kind} store: a refused run after it fires a new episode, and its next run resolves that one`,
@@ -524,7 +534,7 @@ describe('the holder killed after its save, before its publish', () => {
   }
 });
 
-describe('a failed delivery alerted while the holder runs', () => {
+describe.concurrent('a failed delivery alerted while the holder runs', () => {
   for (const kind of KINDS) {
     it(
       `${kind} store: the holder's run whose writes fail does not resolve it`,
@@ -603,7 +613,7 @@ describe('a failed delivery alerted while the holder runs', () => {
   }
 });
 
-describe('a run refused the lease killed before its save', () => {
+describe.concurrent('a run refused the lease killed before its save', () => {
   for (const kind of KINDS) {
     it(
       `${kind} store: the next refused run sends its stored alert under its id, and nothing new`,
