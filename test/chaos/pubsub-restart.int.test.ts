@@ -16,6 +16,7 @@ import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
+import { sharedPubSubEmulator } from '../support/shared-emulators.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { waitUntil } from '../support/wait.js';
@@ -23,7 +24,9 @@ import { waitUntil } from '../support/wait.js';
 /**
  * Rule 9 with Google's real Pub/Sub emulator stopped and started again: the run that cannot
  * publish fails loudly and keeps what it could not send; the first run after the restart sends
- * it (its conditions again, its events from the failed run's record).
+ * it (its conditions again, its events from the failed run's record). Pub/Sub is stopped on an
+ * emulator of the test's own, and back on the one the run's files share, a new one to the test as
+ * after a restart: one JVM started per test rather than two.
  */
 
 const PROJECT = 'ps-project';
@@ -48,24 +51,47 @@ const twoServices = () =>
     ),
   );
 
-async function pubsub(): Promise<{
+/** Where a test publishes: a topic of its own, so that each test's messages are its own. */
+const topicPath = (topic: string) => `projects/${PROJECT}/topics/${topic}`;
+
+/**
+ * A Pub/Sub emulator of the test's own, to stop: its topic and a subscription listening to it.
+ * Pub/Sub back after it is stopped is another emulator (`backUp`), as after a restart.
+ */
+async function pubsub(topic: string): Promise<{
   emulator: RunningEmulator;
   received: Alert[];
   close(): Promise<void>;
 }> {
   const emulator = await startPubSubEmulator();
   running.push(emulator);
-  process.env.PUBSUB_EMULATOR_HOST = emulator.endpoint;
+  return { emulator, ...(await listen(emulator.endpoint, topic)) };
+}
+
+/**
+ * Pub/Sub back up, or never down: the emulator the run's files share (never stopped here: a new
+ * emulator to this test, as after a restart, without waiting for another JVM to start), with the
+ * test's topic created on it and a subscription listening to it.
+ */
+async function backUp(topic: string): Promise<{ received: Alert[]; close(): Promise<void> }> {
+  return listen((await sharedPubSubEmulator(PROJECT)).endpoint, topic);
+}
+
+/** The topic created on the emulator at `endpoint`, and every message published to it. */
+async function listen(
+  endpoint: string,
+  topicId: string,
+): Promise<{ received: Alert[]; close(): Promise<void> }> {
+  process.env.PUBSUB_EMULATOR_HOST = endpoint;
   const admin = new PubSub({ projectId: PROJECT });
-  const [topic] = await admin.createTopic('alerts');
-  const [sub] = await topic.createSubscription('all', { enableMessageOrdering: true });
+  const [topic] = await admin.createTopic(topicId);
+  const [sub] = await topic.createSubscription(`all-${topicId}`, { enableMessageOrdering: true });
   const received: Alert[] = [];
   sub.on('message', (m: Message) => {
     received.push(JSON.parse(m.data.toString('utf8')) as Alert);
     m.ack();
   });
   return {
-    emulator,
     received,
     close: async () => {
       await sub.close();
@@ -83,7 +109,7 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       defaults: { headroom: 0, scaleDownDelay: '0s' },
       services: [{ match: {} }],
       limits: { writesPerMinute: 6000 },
-      alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+      alerts: { topic: topicPath('alerts-restart') },
     });
     const store = createMemoryStateStore();
     const deps = (sink: ReconcileDeps['sink']): ReconcileDeps => ({
@@ -96,8 +122,8 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
     });
     const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
 
-    const first = await pubsub();
-    const sink1 = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    const first = await pubsub('alerts-restart');
+    const sink1 = createPubSubAlertSink({ topic: topicPath('alerts-restart'), ...retry });
     await reconcile(policy, deps(sink1), { runId: 'run-1', deadlineMs: 60_000 });
     await waitUntil(
       "the first run's alerts",
@@ -142,8 +168,8 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
     );
 
     // Back up (a new emulator, as after a restart): the next run sends them.
-    const second = await pubsub();
-    const sink2 = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    const second = await backUp('alerts-restart');
+    const sink2 = createPubSubAlertSink({ topic: topicPath('alerts-restart'), ...retry });
     try {
       model.advance(5 * 60_000);
       await reconcile(policy, deps(sink2), { runId: 'run-3', deadlineMs: 60_000 });
@@ -176,7 +202,7 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       projects: [PROJECT],
       defaults: { headroom: 0, scaleDownDelay: '0s' },
       services: [{ match: {} }],
-      alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+      alerts: { topic: topicPath('alerts-evict') },
     });
     // Three run records, four events: both far below what a real store keeps, same rules.
     const memory = createMemoryStateStore({ keepRuns: 3, outboxLimit: 4 });
@@ -199,8 +225,8 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
     });
     const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
 
-    const first = await pubsub();
-    const down = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    const first = await pubsub('alerts-evict');
+    const down = createPubSubAlertSink({ topic: topicPath('alerts-evict'), ...retry });
     // Pub/Sub going down after each run's preflight (which stops a run that cannot publish before
     // it does anything): a sink that cannot be tested stands for that.
     const untested: ReconcileDeps['sink'] = { publish: (m) => down.publish(m) };
@@ -234,8 +260,8 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
     expect(box.dropped).toBe(everStored.size - 4);
     expect(box.entries.map((e) => e.alert.id)).toEqual(planned.slice(2));
 
-    const second = await pubsub();
-    const up = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    const second = await backUp('alerts-evict');
+    const up = createPubSubAlertSink({ topic: topicPath('alerts-evict'), ...retry });
     try {
       model.advance(5 * 60_000);
       const report = await reconcile(policy, deps(up), { runId: 'up-1', deadlineMs: 60_000 });
@@ -282,7 +308,7 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       projects: [PROJECT],
       defaults: { headroom: 0, scaleDownDelay: '0s' },
       services: [{ match: {} }],
-      alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+      alerts: { topic: topicPath('alerts-fifty') },
     });
     // The CLI's store with its default bounds: 50 run records, 500 undelivered messages. Before the
     // outbox, a failed run kept its events in its run record, so the records of the first five
@@ -300,8 +326,8 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
     });
     const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
     try {
-      const first = await pubsub();
-      const down = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+      const first = await pubsub('alerts-fifty');
+      const down = createPubSubAlertSink({ topic: topicPath('alerts-fifty'), ...retry });
       // Down after each run's preflight, as above.
       const untested: ReconcileDeps['sink'] = { publish: (m) => down.publish(m) };
       await first.close();
@@ -334,8 +360,8 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       ).toEqual([]);
       expect((await store.listRuns(PROJECT)).map((r) => r.runId)).not.toContain('down-05');
 
-      const second = await pubsub();
-      const up = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+      const second = await backUp('alerts-fifty');
+      const up = createPubSubAlertSink({ topic: topicPath('alerts-fifty'), ...retry });
       try {
         model.advance(5 * 60_000);
         const report = await reconcile(policy, deps(up), { runId: 'up-01', deadlineMs: 60_000 });
@@ -372,7 +398,7 @@ describe('events of writes with the state store failing', () => {
     defaults: { headroom: 0, scaleDownDelay: '0s' },
     services: [{ match: {} }],
     limits: { writesPerMinute: 6000 },
-    alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+    alerts: { topic: topicPath('alerts-store') },
   });
   const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
   /** The store, failing every outbox write of the given state while `down.on`. */
@@ -396,8 +422,8 @@ describe('events of writes with the state store failing', () => {
     const base = createMemoryStateStore();
     const down = { on: true };
     const store = failing(base, 'ready', down);
-    const ps = await pubsub();
-    const sink = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    const ps = await backUp('alerts-store');
+    const sink = createPubSubAlertSink({ topic: topicPath('alerts-store'), ...retry });
     const deps = (): ReconcileDeps => ({
       ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
       store,
