@@ -17,6 +17,27 @@ import { cliIn, governorIn } from '../support/cli-run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'governor-cli-env-'));
 
+/**
+ * `body` with GOOGLE_APPLICATION_CREDENTIALS of this process as `env` has it (unset if unset), as
+ * a process started with `env` would read it; put back after.
+ */
+async function withProcessCredentials<T>(
+  env: NodeJS.ProcessEnv,
+  body: () => Promise<T>,
+): Promise<T> {
+  const saved = process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  const set = (v: string | undefined) => {
+    if (v === undefined) delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+    else process.env.GOOGLE_APPLICATION_CREDENTIALS = v;
+  };
+  set(env.GOOGLE_APPLICATION_CREDENTIALS);
+  try {
+    return await body();
+  } finally {
+    set(saved);
+  }
+}
+
 describe('governor CLI: its environment', () => {
   it.each([
     ['plan'],
@@ -189,7 +210,15 @@ describe('governor CLI: its environment', () => {
       };
       delete env.GOVERNOR_EMULATOR_HOST;
       delete env.PUBSUB_EMULATOR_HOST;
-      const r = await governorIn(env, ...line.split(' '), '--policy', 'examples/demo-policy.yaml');
+      // The first as a process, the others in this process: the same refusal, before any call.
+      // The client libraries read credentials from the process's environment, so in this process
+      // the same missing key file is set there for the call: a command that looked for
+      // credentials first would fail on it instead.
+      const args = [...line.split(' '), '--policy', 'examples/demo-policy.yaml'];
+      const r =
+        line === 'plan'
+          ? await governorIn(env, ...args)
+          : await withProcessCredentials(env, () => cliIn(env, ...args));
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(
         /^error: GOVERNOR_EMULATOR_ADMIN is set but GOVERNOR_EMULATOR_HOST is not: [^\n]+\n$/,
