@@ -8,6 +8,7 @@ import { createFileStateStore } from '../../src/adapters/file-store.js';
 import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { DiscoveryCacheStore, StateStore } from '../../src/ports/index.js';
+import { cliIn } from '../support/cli-run.js';
 import { quietRun } from '../support/fixtures.js';
 
 /** `governor quota recommend` through the real process, from a file state store's records. */
@@ -445,7 +446,15 @@ describe('governor quota recommend', () => {
       ['--days', ''],
       ['--at', 'yesterday'],
     ]) {
-      const r = await recommend(p, stateDir, ...bad);
+      // Each flag's refusal once as a process, the others in this process (`main`): the same
+      // refusal, before anything is read, without a start of Node each.
+      const r =
+        bad[1] === '0' || bad[0] === '--at'
+          ? await recommend(p, stateDir, ...bad)
+          : await cliIn(
+              { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
+              ...['quota', 'recommend', '--policy', p, '--state-dir', stateDir, ...bad],
+            );
       expect(r.code, bad.join(' ')).toBe(2);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
