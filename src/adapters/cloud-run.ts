@@ -795,7 +795,7 @@ function int64(value: unknown): number {
 /**
  * A Timestamp "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z inclusive"
  * and its nanos from 0 to 999,999,999 (google/protobuf/timestamp.proto,
- * https://protobuf.dev/reference/protobuf/google.protobuf/#timestamp): any other reads as no time
+ * https://protobuf.dev/reference/protobuf/google.protobuf/#timestamp): every other reads as no time
  * (unknown), never as a date nobody set, nor as a RangeError that would lose the whole listing.
  */
 const TIMESTAMP_SECONDS = { min: -62_135_596_800, max: 253_402_300_799 };

@@ -31,7 +31,7 @@
  * inode is not enough: a file created after the judged one was removed may get its inode number
  * again (file systems reuse freed inodes, tmpfs and ext4 at once), so the size and modification
  * time must match too (rename() changes neither). A break lock is held for those few system calls
- * only; one left by a process that died in them is broken as any lock is, by its holder's absence
+ * only; one left by a process that died in them is broken as every lock is, by its holder's absence
  * or its age. Any other lock is waited for up to `timeoutMs`, then the call fails with
  * UnavailableError naming the lock, its holder, and how to clear it.
  *

@@ -262,16 +262,16 @@ function indexFleet(services: readonly FitService[]): FleetIndex {
     },
     label: (key) => labels().get(key),
     anyNamed: (glob) => {
-      let any = named.get(glob);
-      if (any === undefined) {
-        if (literalName.test(glob)) any = byName().has(glob);
+      let found = named.get(glob);
+      if (found === undefined) {
+        if (literalName.test(glob)) found = byName().has(glob);
         else {
           const test = nameMatcher(glob);
-          any = services.some((s) => test(s.name));
+          found = services.some((s) => test(s.name));
         }
-        named.set(glob, any);
+        named.set(glob, found);
       }
-      return any;
+      return found;
     },
   };
 }

@@ -345,7 +345,7 @@ export interface QuotaCallFailure {
   /** The resource the call was on: a parent or a preference name. */
   resource: string;
   /**
-   * `denied`: PERMISSION_DENIED or UNAUTHENTICATED; `failed`: any other error; `refused`: the
+   * `denied`: PERMISSION_DENIED or UNAUTHENTICATED; `failed`: every other error; `refused`: the
    * governor did not make the call, or use what it read, for the reason in `error` (a value no
    * GPU count can be, an update without the etag read): nothing was filed for the pool.
    */

@@ -35,7 +35,7 @@ export interface RestoreTarget {
  * governor first changed it, in the order of any plan (executionOrder: urgent pools first, then
  * pools in key order, each pool's decreases before its increases, by name within each), at most
  * `limit` changes (limits.maxChangesPerRun): the rest are `deferred`, each service staying at its
- * cap until a later restore, as in any plan. Acting on it keeps the same quota rules as any run:
+ * cap until a later restore, as in every plan. Acting on it keeps the same quota rules as every run:
  * an increase is written only as far as the pool has room.
  *
  * It is the plan that is shown, confirmed and carried out: each governed row says what restore

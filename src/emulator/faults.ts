@@ -305,7 +305,7 @@ export class FaultInjector {
     return { delayMs, error: undefined };
   }
 
-  /** The FaultHook body: waits the drawn latency, then answers the drawn error (if any). */
+  /** The FaultHook body: waits the drawn latency, then answers the drawn error, when one was drawn. */
   async hook(call: {
     readonly method: string;
     readonly request: Message;

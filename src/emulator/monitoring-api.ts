@@ -803,7 +803,7 @@ interface TimeSeriesPage {
 }
 
 function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
-  // With the test seam, the request is checked as any read is before the seam sees it (from the
+  // With the test seam, the request is checked as every read is before the seam sees it (from the
   // first page: a raw answer's page tokens are its own, which the fleet's listing would not know).
   if (ctx.settings.answer) computeTimeSeries(ctx, { ...request, page_token: '' });
   return answerOf(ctx, 'ListTimeSeries', request, () => {

@@ -58,7 +58,7 @@ const ineligible = new WeakMap<FleetModel, Map<string, IneligibilityReason>>();
 /**
  * Makes a quota of a project ineligible for an increase (`reason`), or eligible again (null): what
  * its QuotaInfo's `quota_increase_eligibility` answers. Google does not say what it answers to an
- * increase requested for such a quota: the emulator's quota preferences take it as any other.
+ * increase requested for such a quota: the emulator's quota preferences take it as every other.
  */
 export function setQuotaIncreaseEligibility(
   model: FleetModel,

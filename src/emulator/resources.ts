@@ -141,7 +141,7 @@ interface RevisionState {
    * the one before the serving one, or the latest created where an edit made it, model.ts
    * otherRevisionIndex);
    * tagged: an older one without traffic whose tag stays (a `noTrafficRevision` with `tag`, after
-   * a later deployment); retired: any other, without traffic or tag, which Cloud Run keeps (up to
+   * a later deployment); retired: every other, without traffic or tag, which Cloud Run keeps (up to
    * 1000 a service, https://cloud.google.com/run/docs/managing/revisions) until it is deleted.
    */
   role: 'serving' | 'new' | 'previous' | 'tagged' | 'retired';

@@ -62,7 +62,7 @@ export function answeredMessage(message: string): string {
  * - `service`: a Cloud Run service id "must begin with letter, and cannot end with hyphen; must
  *   contain fewer than 50 characters" (CreateServiceRequest.service_id in
  *   google/cloud/run/v2/service.proto; the same rule for worker pools and jobs);
- * - `id`: any other id (a location, a quota id, a preference id): Google states no one length for
+ * - `id`: every other id (a location, a quota id, a preference id): Google states no one length for
  *   them, so the emulator is strict and safe: at most 63 characters of letters, digits, `-`, `_`
  *   and `.` (AIP-122 ids are at most 63 characters), or `-` where a wildcard is meant.
  */

@@ -58,7 +58,7 @@ import {
  *    back) before decreases: a raise decided on a read does not queue behind other regions'
  *    decreases.
  * 2. The write slots the increases need under Cloud Run's write quota (docs/performance.md,
- *    pacing), taken first: any wait for the quota comes before the read, never between the read
+ *    pacing), taken first: a wait for the quota comes before the read, never between the read
  *    and the raises. Then the run's lease, read again (`leaseLost`): a project whose lease this
  *    run no longer holds gets no raise. Then one fresh read of every pool of the region that has increases, all at
  *    once: the region's services, worker pools and running job executions, and each pool's quota

@@ -306,7 +306,7 @@ const RUN_CHECK_CONCURRENCY = 50;
 /**
  * The services half: `run.services.update` on each service the plan will write (one
  * TestIamPermissions each, all at once). Only known once the plan is, and only advice: a missing
- * permission does not stop the run (that write is denied and reported as any denied write is, and
+ * permission does not stop the run (that write is denied and reported as every denied write is, and
  * the other services are governed), so the run asks it beside its first writes instead of
  * waiting for it (docs/performance.md).
  */

@@ -304,7 +304,7 @@ async function firstRound(
 
 /**
  * Each service the plan will write grants `run.services.update`, else a warning naming what to
- * grant (the write is then denied and reported as any denied write). Only advice, so it is asked
+ * grant (the write is then denied and reported as every denied write is). Only advice, so it is asked
  * beside the first writes rather than before them, and never fails the run: a check that cannot
  * be made is a warning too.
  */
