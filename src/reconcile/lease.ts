@@ -7,6 +7,7 @@ import { beforeDeadline } from './act.js';
 import { publish, sendWithoutLease } from './alerts.js';
 import {
   alertGrace,
+  leaseNow,
   logRunFailed,
   RunFailedError,
   runBound,
@@ -105,7 +106,7 @@ async function askForLease(
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   const bound = runBound(run);
   for (let attempt = 1; ; attempt += 1) {
-    const stamped = (deps.leaseClock ?? run.wall)();
+    const stamped = leaseNow(run);
     const lease = await beforeDeadline(
       () => deps.store.acquireLease(project, run.holder, ttlMs, new Date(stamped).toISOString()),
       bound,
@@ -138,7 +139,7 @@ export async function renewAfterPrompt(run: Run): Promise<void> {
   const deadline = answered + options.deadlineMs;
   let leaseDeadline = Infinity;
   for (const project of held) {
-    const stamped = (deps.leaseClock ?? run.wall)();
+    const stamped = leaseNow(run);
     const renewed = await beforeDeadline(
       () =>
         deps.store.renewLease(

@@ -193,6 +193,11 @@ export interface Decided {
   audited: string[];
 }
 
+/** The time of the lease clock (ReconcileDeps.leaseClock, else the wall clock) now. */
+export function leaseNow(run: Pick<Run, 'deps' | 'wall'>): number {
+  return (run.deps.leaseClock ?? run.wall)();
+}
+
 /**
  * The clock a run's deadline is read on: the time elapsed, set ahead by as much as the lease's
  * deadline (`leaseDeadline`, on the lease clock) is nearer than the run's own, so that the run
@@ -203,7 +208,7 @@ export interface Decided {
  */
 export function deadlineClock(run: Run): () => number {
   return () => {
-    const leaseLeft = run.leaseDeadline - (run.deps.leaseClock ?? run.wall)();
+    const leaseLeft = run.leaseDeadline - leaseNow(run);
     return Math.max(run.elapsed(), run.deadline - leaseLeft);
   };
 }
