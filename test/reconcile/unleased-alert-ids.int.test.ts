@@ -152,6 +152,26 @@ async function holderSaves(store: StateStore): Promise<void> {
   await store.saveConditions(PROJECT, state, version);
 }
 
+/**
+ * The holder's run ends (its lease broken): the next run takes the lease and resolves `key`, told
+ * once under its first id `first` (toldOnce); nothing of it is left in the outbox or the state.
+ */
+async function nextRunResolvesOnce(
+  w: Pick<World, 'store' | 'sink' | 'received' | 'policy' | 'deps'>,
+  key: string,
+  first: string,
+): Promise<void> {
+  await w.store.breakLease(PROJECT);
+  const governed = await reconcile(w.policy, w.deps(w.store, w.sink), {
+    runId: 'run-holder',
+    deadlineMs: 60_000,
+  });
+  expect(governed.outcome).toBe('ok');
+  await toldOnce(w.received, key, first);
+  expect((await w.store.listOutbox(PROJECT)).entries).toEqual([]);
+  expect(Object.keys((await w.store.loadConditions(PROJECT)).state)).not.toContain(key);
+}
+
 /** Every message of `key`, once the quiet time passed: one id per status, firing before resolved. */
 async function toldOnce(received: readonly Alert[], key: string, first: string): Promise<void> {
   await waitUntil(
@@ -196,15 +216,11 @@ describe.concurrent('a condition sent without the lease keeps its id after a cra
           expect(again.outcome).toBe('lease-held');
           await holderSaves(store);
           // The holder's run ends; the next run takes the lease and resolves the condition.
-          await store.breakLease(PROJECT);
-          const governed = await reconcile(policy, deps(store, sink), {
-            runId: 'run-holder',
-            deadlineMs: 60_000,
-          });
-          expect(governed.outcome).toBe('ok');
-          await toldOnce(received, key, `run-refused-1:${key}:firing`);
-          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
-          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+          await nextRunResolvesOnce(
+            { store, sink, received, policy, deps },
+            key,
+            `run-refused-1:${key}:firing`,
+          );
         }),
       90_000,
     );
@@ -242,14 +258,11 @@ describe.concurrent('a condition sent without the lease keeps its id after a cra
           const again = await alertFailedDelivery(policy, unit('unit-2', store, sink), failed(6));
           expect(again.outcome).not.toBe('unpublished');
           await holderSaves(store);
-          await store.breakLease(PROJECT);
-          const governed = await reconcile(policy, deps(store, sink), {
-            runId: 'run-holder',
-            deadlineMs: 60_000,
-          });
-          expect(governed.outcome).toBe('ok');
-          await toldOnce(received, key, `unit-1:${key}:firing`);
-          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+          await nextRunResolvesOnce(
+            { store, sink, received, policy, deps },
+            key,
+            `unit-1:${key}:firing`,
+          );
         }),
       90_000,
     );
@@ -656,15 +669,11 @@ describe.concurrent('a run refused the lease killed before its save', () => {
             leaseAttempts: 1,
           });
           expect(again.outcome).toBe('lease-held');
-          await store.breakLease(PROJECT);
-          const governed = await reconcile(policy, deps(store, sink), {
-            runId: 'run-holder',
-            deadlineMs: 60_000,
-          });
-          expect(governed.outcome).toBe('ok');
-          await toldOnce(received, key, `run-refused-1:${key}:firing`);
-          expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
-          expect(Object.keys((await store.loadConditions(PROJECT)).state)).not.toContain(key);
+          await nextRunResolvesOnce(
+            { store, sink, received, policy, deps },
+            key,
+            `run-refused-1:${key}:firing`,
+          );
         }),
       90_000,
     );
