@@ -23,8 +23,7 @@ import {
   latestRevision,
   observedContainerFacts,
   serviceRevisions,
-  templateGpu,
-  templateScaling,
+  templateOf,
 } from './resources.js';
 import {
   GPU_UTILIZATIONS,
@@ -124,9 +123,8 @@ function gpuOf(
 function toObserved(s: ServiceState): ObservedService {
   // The template's own GPU and scaling, as GetService shows them (resources.ts): the latest
   // created revision's, also while another serves.
-  const revs = serviceRevisions(s);
-  const gpu = templateGpu(s, revs);
-  const template = templateScaling(s, revs);
+  const own = templateOf(s);
+  const gpu = own.gpu;
   return {
     project: s.project,
     region: s.region,
@@ -138,9 +136,9 @@ function toObserved(s: ServiceState): ObservedService {
     labels: { ...s.labels },
     annotations: { ...s.annotations },
     serviceMaxInstances: s.maxInstances > 0 ? s.maxInstances : null,
-    revisionMaxInstances: template.maxInstances > 0 ? template.maxInstances : null,
+    revisionMaxInstances: own.maxInstances > 0 ? own.maxInstances : null,
     serviceMinInstances: s.minInstances > 0 ? s.minInstances : null,
-    revisionMinInstances: template.minInstances > 0 ? template.minInstances : null,
+    revisionMinInstances: own.minInstances > 0 ? own.minInstances : null,
     scalingMode: s.spec.scalingMode,
     manualInstanceCount: s.spec.manualInstanceCount ?? null,
     reconciling: s.deployingUntil !== null,

@@ -86,7 +86,7 @@ function containers(s: ServiceState, gpu: Gpu | undefined): Message[] {
  */
 export function observedContainerFacts(
   s: ServiceState,
-  gpu: Gpu | undefined = templateGpu(s),
+  gpu: Gpu | undefined = templateOf(s).gpu,
 ): {
   containers: ObservedContainer[];
   concurrency: number | null;
@@ -220,34 +220,29 @@ export function latestRevision(
 }
 
 /**
- * The scaling of the service's template, as GetService shows it and the in-memory ports read it
- * (ports.ts): the latest created revision's own min and max, whatever serves. Service.template is
- * "The template used to create revisions for this Service" (google/cloud/run/v2/service.proto), so
- * after `gcloud run deploy --no-traffic` (or an edit's split that made the latest revision) it is
- * that revision's. 0: unset.
+ * The service's template, as GetService shows it and the in-memory ports read it (ports.ts): the
+ * latest created revision's own min, max (0: unset) and GPU, whatever serves (else the serving
+ * one's, else the service's). Service.template is "The template used to create revisions for this
+ * Service" (google/cloud/run/v2/service.proto), so after `gcloud run deploy --no-traffic` (or an
+ * edit's split that made the latest revision) it is that revision's. Read from the revisions'
+ * records (as {@link latestRevision} finds it among {@link serviceRevisions}, without listing
+ * them all: a service keeps up to 1000).
  */
-export function templateScaling(
-  s: ServiceState,
-  revs: readonly RevisionState[] = serviceRevisions(s),
-): { minInstances: number; maxInstances: number } {
-  const latest = latestRevision(s, revs);
-  return {
-    minInstances: latest?.minInstances ?? s.revisionMinInstances,
-    maxInstances: latest?.maxInstances ?? s.revisionMaxInstances,
-  };
-}
-
-/**
- * The GPU of the service's template, as GetService shows it and the in-memory ports read it: the
- * latest created revision's own (a `noTrafficRevision` may have another, or none), else the
- * service's (absent: none).
- */
-export function templateGpu(
-  s: ServiceState,
-  revs: readonly RevisionState[] = serviceRevisions(s),
-): Gpu | undefined {
-  const latest = latestRevision(s, revs);
-  return latest ? latest.gpu : s.spec.gpu;
+export function templateOf(s: ServiceState): {
+  minInstances: number;
+  maxInstances: number;
+  gpu: Gpu | undefined;
+} {
+  const live = (index: number) =>
+    s.deletedRevisions.includes(nameOf(s, index)) ? undefined : revisionOf(s, index);
+  const latest = live(s.latestIndex) ?? live(s.revisionIndex);
+  return latest
+    ? { minInstances: latest.minInstances, maxInstances: latest.maxInstances, gpu: latest.gpu }
+    : {
+        minInstances: s.revisionMinInstances,
+        maxInstances: s.revisionMaxInstances,
+        gpu: s.spec.gpu,
+      };
 }
 
 /** A revision's or template's GPU fields: its accelerator and zonal redundancy (none without one). */
@@ -318,8 +313,8 @@ export function serviceResource(
   // and max): Service.template is "The template used to create revisions for this Service"
   // (google/cloud/run/v2/service.proto), so after `gcloud run deploy --no-traffic` it is the new
   // revision's, whatever the revision that keeps the traffic holds.
-  const gpu = templateGpu(s, revs);
-  const own = templateScaling(s, revs);
+  const own = templateOf(s);
+  const gpu = own.gpu;
   const template: Message = {
     labels: {},
     annotations: {},

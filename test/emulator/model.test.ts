@@ -7,11 +7,7 @@ import {
   pendingSecondsOf,
   requestsPerInstanceMinute,
 } from '../../src/emulator/model.js';
-import {
-  serviceResource,
-  serviceRevisions,
-  templateScaling,
-} from '../../src/emulator/resources.js';
+import { serviceResource, serviceRevisions, templateOf } from '../../src/emulator/resources.js';
 
 const START = '2026-11-27T12:00:00Z';
 
@@ -314,15 +310,15 @@ describe('the fleet model', () => {
     const m = model([svc('warm', { revisionMinInstances: 2, revisionMaxInstances: 4 })]);
     const warm = m.findService('warm');
     m.update(warm, { previousRevision: { maxInstances: 6, percent: 20 } });
-    expect(templateScaling(warm)).toEqual({ minInstances: 2, maxInstances: 6 });
+    expect(templateOf(warm)).toMatchObject({ minInstances: 2, maxInstances: 6 });
     const tagged = m.findService('warm');
     m.update(tagged, { previousRevision: null });
-    expect(templateScaling(tagged)).toEqual({ minInstances: 2, maxInstances: 6 });
+    expect(templateOf(tagged)).toMatchObject({ minInstances: 2, maxInstances: 6 });
 
     const other = model([svc('cold', { revisionMinInstances: 1, revisionMaxInstances: 3 })]);
     const cold = other.findService('cold');
     other.update(cold, { tagPrevious: { tag: 'canary' } });
-    expect(templateScaling(cold)).toEqual({ minInstances: 1, maxInstances: 3 });
+    expect(templateOf(cold)).toMatchObject({ minInstances: 1, maxInstances: 3 });
   });
 
   it('counts only live revisions against the 1000: a deleted one frees its place, once', () => {
