@@ -632,13 +632,13 @@ export class EmulatorControl {
       throw new ControlError(
         `bad edit: scaling.max_instance_count (${max}) must be greater than or equal to scaling.min_instance_count (${min}) for a service scaled automatically`,
       );
-    // A split moves traffic and changes no revision (model.ts, splitRefusal).
-    const refused = previousRevision
-      ? splitRefusal(s, previousRevision, [
-          ...s.deletedRevisions,
-          ...(deleteRevision === undefined ? [] : [deleteRevision]),
-        ])
-      : undefined;
+    // A split or a tag moves traffic and changes no revision (model.ts, splitRefusal): neither
+    // goes to one deleted, before this edit or by it.
+    const deleted = [
+      ...s.deletedRevisions,
+      ...(deleteRevision === undefined ? [] : [deleteRevision]),
+    ];
+    const refused = previousRevision ? splitRefusal(s, previousRevision, deleted) : undefined;
     if (refused !== undefined) throw new ControlError(`edit: ${refused}`);
     if (tagPrevious) {
       const why =
@@ -646,7 +646,7 @@ export class EmulatorControl {
           ? 'the revision before the serving one keeps a share of the traffic here: not tagged apart'
           : s.tagged !== null
             ? `${s.name} has a tagged revision already (the emulator models one)`
-            : splitRefusal(s, tagPrevious, s.deletedRevisions);
+            : splitRefusal(s, tagPrevious, deleted);
       if (why !== undefined) throw new ControlError(`edit: ${why}`);
     }
     if (deleteRevision !== undefined) s.deletedRevisions.push(deleteRevision);

@@ -114,6 +114,15 @@ describe('POST /edit', () => {
     expect(r.status).toBe(400);
     expect(state.deletedRevisions).toEqual([]);
     expect(JSON.stringify(service('alpha'))).toBe(before);
+    // Nor deleted and tagged in one edit: the tag would reach a revision that is gone.
+    const both = await edit({
+      service: 'alpha',
+      deleteRevision: older,
+      tagPrevious: { tag: 'old' },
+    });
+    expect(both.status).toBe(400);
+    expect(both.error).toMatch(/was deleted: no traffic can go to it/);
+    expect(state.deletedRevisions).toEqual([]);
     // Alone, the deletion is taken.
     expect((await edit({ service: 'alpha', deleteRevision: older })).status).toBe(200);
     expect(state.deletedRevisions).toEqual([older]);
