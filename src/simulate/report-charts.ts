@@ -235,7 +235,11 @@ const SHOWN_NAME_CHARACTERS = 63;
 export function shownName(name: string): string {
   const chars = [...name];
   if (chars.length <= SHOWN_NAME_CHARACTERS) return name;
-  const keep = SHOWN_NAME_CHARACTERS - 1;
+  return elided(chars, SHOWN_NAME_CHARACTERS - 1);
+}
+
+/** `keep` of `chars`, the first half (rounded up) and the last, around an ellipsis. */
+function elided(chars: readonly string[], keep: number): string {
   const head = Math.ceil(keep / 2);
   return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (keep - head)).join('')}`;
 }
@@ -589,8 +593,7 @@ export function legendLabel(text: string, chartWidth: number): string {
   // shortened to the estimate less its error ran 7 px past the phone's picture.
   const chars = [...text];
   for (let keep = chars.length - 1; keep > 2; keep--) {
-    const head = Math.ceil(keep / 2);
-    const shown = `${chars.slice(0, head).join('')}…${chars.slice(chars.length - (keep - head)).join('')}`;
+    const shown = elided(chars, keep);
     if (labelWidth(shown) <= room) return shown;
   }
   return `${chars[0] ?? ''}…`;
