@@ -310,13 +310,11 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
       );
     }
   }
-  const etag = text(service, 'etag');
-  if (etag !== '' && etag !== s.etag) {
-    throw new RpcError(
-      status.ABORTED,
-      `The etag ${shown(etag)} does not match the current etag ${s.etag} of ${shown(text(service, 'name'))}: the service changed since it was read`,
-    );
-  }
+  checkEtag(
+    text(service, 'etag'),
+    s.etag,
+    `${shown(text(service, 'name'))}: the service changed since it was read`,
+  );
   if (ctx.reconciling(s)) {
     throw new RpcError(
       status.FAILED_PRECONDITION,
@@ -534,11 +532,18 @@ function deleteRevision(ctx: EmulatorContext, request: Message): Message {
 }
 
 function checkRevisionEtag(request: Message, resource: Message, name: string): void {
-  const etag = text(request, 'etag');
-  if (etag !== '' && etag !== resource['etag'])
+  checkEtag(text(request, 'etag'), String(resource['etag']), shown(name));
+}
+
+/**
+ * A request's `etag` (empty: none sent) against the resource's now: another is ABORTED, as
+ * AIP-154 has a stale etag answered (https://google.aip.dev/154). `of`: the resource, as shown.
+ */
+function checkEtag(etag: string, current: string, of: string): void {
+  if (etag !== '' && etag !== current)
     throw new RpcError(
       status.ABORTED,
-      `The etag ${shown(etag)} does not match the current etag ${String(resource['etag'])} of ${shown(name)}`,
+      `The etag ${shown(etag)} does not match the current etag ${current} of ${of}`,
     );
 }
 
