@@ -32,7 +32,8 @@
  * again (file systems reuse freed inodes, tmpfs and ext4 at once), so the size and modification
  * time must match too (rename() changes neither). A break lock is held for those few system calls
  * only; one left by a process that died in them is broken as every lock is, by its holder's absence
- * or its age. Any other lock is waited for up to `timeoutMs`, then the call fails with
+ * or its age, when a lock is next to break, and removed with the other leftovers by the state file's
+ * next change (file-store.ts removeLeftovers). Any other lock is waited for up to `timeoutMs`, then the call fails with
  * UnavailableError naming the lock, its holder, and how to clear it.
  *
  * Fencing. Breaking a stale lock is right for a holder that died, but a holder that merely stalled
@@ -155,7 +156,6 @@ export async function withFileLock<T>(
   };
   let result: T;
   try {
-    await clearBreakLock(lock, options.staleMs);
     result = await fn(fence);
   } catch (error) {
     // A lock found lost is no longer this process's to remove (it may be another's now). A
@@ -327,16 +327,6 @@ async function breakLock(
   }
   await unlock(breaking, mine.token);
   return null;
-}
-
-/**
- * Removes a break lock its process left when it died (after breaking the lock, before giving the
- * break lock back): taken by this process, the lock is not being broken by anyone else.
- */
-async function clearBreakLock(lock: string, staleMs: number): Promise<void> {
-  const breaking = breakLockOf(lock);
-  const left = await inspect(breaking);
-  if (left !== null && abandoned(left, staleMs)) await moveAside(breaking, left);
 }
 
 /** Moves the lock aside and removes it, if it is still the one judged; else puts it back. */

@@ -650,8 +650,9 @@ async function syncFolder(folder: string, file: string): Promise<void> {
 
 /**
  * Removes what a process killed in the middle of a change left beside `file`: its temporary
- * files and a lock (or break lock) it had moved aside to break, once older than `ageMs` (no live process takes
- * that long over one change; a lock held that long is broken as stale anyway). Called under the
+ * files, a lock (or break lock) it had moved aside to break, and a break lock it held, once older
+ * than `ageMs` (no live process takes that long over one change; a lock held that long is broken
+ * as stale anyway: file-lock.ts). Called under the
  * lock for a project's file; for the discovery cache and the governor id, written without one,
  * the age alone keeps another process's write in progress.
  */
@@ -668,6 +669,7 @@ async function removeLeftovers(file: string, ageMs: number): Promise<void> {
     (n) =>
       n.startsWith(prefix) &&
       (n.endsWith('.tmp') ||
+        n === `${prefix}lock.break` ||
         n.startsWith(`${prefix}lock.broken-`) ||
         n.startsWith(`${prefix}lock.break.broken-`)),
   );
