@@ -652,6 +652,9 @@ function keepAtMost(s: ServiceState): void {
     if (!s.deletedRevisions.includes(nameOf(s, r.index))) over -= 1;
   }
   s.revisions = s.revisions.filter((r) => !dropped.has(r.index));
+  // Nor is its name kept: without its record it is not found all the same.
+  const gone = new Set([...dropped].map((i) => nameOf(s, i)));
+  s.deletedRevisions = s.deletedRevisions.filter((n) => !gone.has(n));
 }
 
 interface ProjectIndex {

@@ -343,6 +343,8 @@ describe('the fleet model', () => {
       ...[991, 992, 993, 994, 995, 996, 997, 998, 999],
       ...Array(11).fill(1000),
     ]);
+    // The deleted ones' records went with the oldest, and their names with them.
+    expect(a.deletedRevisions).toEqual([]);
   });
 
   it('fills the history during warm-up but counts refusals from the start', () => {
