@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
+import { PlanWhy } from '../../src/core/why.js';
 import { ADMIN_ROUTES } from '../../src/emulator/admin.js';
 import { parseRuntimeOptions, RuntimeOptions } from '../../src/runtime-options.js';
 
@@ -345,6 +346,31 @@ describe('the docs', () => {
     expect(routes.filter((r) => !page.includes(r))).toEqual([]);
     const named = [...page.matchAll(/`((?:GET|POST) \/[a-z/-]*)/g)].map((m) => m[1] ?? '');
     expect([...new Set(named)].filter((r) => !routes.includes(r))).toEqual([]);
+  });
+
+  it("name every field of a plan row's `why`, and what its bounds' `set` may say, in the README's \"Why, as data\"", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const start = readme.indexOf('**Why, as data.**');
+    expect(start).toBeGreaterThan(0);
+    const paragraph = readme.slice(start, readme.indexOf('\n\n', start));
+    const fields = Object.keys(PlanWhy.shape);
+    expect(fields.length).toBeGreaterThan(20);
+    expect(fields.filter((f) => !paragraph.includes(`\`${f}\``))).toEqual([]);
+    // What sets a floor or a ceiling, in the words the paragraph uses for each value.
+    const words: Record<string, string> = {
+      'min-instances': "the service's min instances",
+      quota: 'the quota',
+      defaults: "the policy's defaults",
+      rule: 'the rule',
+      window: 'schedule window',
+      revision: "the serving revision's own max",
+    };
+    const sets = new Set(
+      [PlanWhy.shape.atFloor, PlanWhy.shape.atCeiling].flatMap((s) => s.unwrap().shape.set.options),
+    );
+    expect([...sets].filter((v) => !(v in words) || !paragraph.includes(words[v] ?? ''))).toEqual(
+      [],
+    );
   });
 });
 
