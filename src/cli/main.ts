@@ -221,7 +221,7 @@ export function buildProgram(
     })
     .addHelpText(
       'after',
-      '\nEnvironment: Google endpoints with Application Default Credentials, or the emulator when\nGOVERNOR_EMULATOR_HOST is set (see `governor emulator`); PUBSUB_EMULATOR_HOST for Pub/Sub.\nExit codes: 0 success, 1 a run failed (API, publish), 2 bad usage or bad input.',
+      '\nEnvironment: Google endpoints with Application Default Credentials, or the emulator with the\nthree variables `governor emulator` prints (GOVERNOR_EMULATOR_HOST, GOVERNOR_EMULATOR_ADMIN and\nPUBSUB_EMULATOR_HOST); PUBSUB_EMULATOR_HOST alone for a Pub/Sub emulator.\nExit codes: 0 success, 1 a run failed (API, publish), 2 bad usage or bad input.',
     );
 
   program

@@ -37,6 +37,19 @@ describe('help', () => {
       expect(help).not.toContain(shippedPath(file));
     },
   );
+
+  it('--help names every variable the emulator needs, as `governor emulator` prints them', async () => {
+    // The governor refuses GOVERNOR_EMULATOR_HOST without GOVERNOR_EMULATOR_ADMIN (its clock) and
+    // PUBSUB_EMULATOR_HOST (so nothing built from the emulator's data reaches Google's Pub/Sub).
+    const r = await governor('--help');
+    expect(r.code).toBe(0);
+    for (const name of [
+      'GOVERNOR_EMULATOR_HOST',
+      'GOVERNOR_EMULATOR_ADMIN',
+      'PUBSUB_EMULATOR_HOST',
+    ])
+      expect(r.stdout).toContain(name);
+  });
 });
 
 describe('the files shipped with the governor', () => {
