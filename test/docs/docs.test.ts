@@ -348,6 +348,18 @@ describe('the docs', () => {
     expect([...new Set(named)].filter((r) => !routes.includes(r))).toEqual([]);
   });
 
+  it("name every folder and file of src/ in the README's Layout", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const start = readme.indexOf('## Layout');
+    expect(start).toBeGreaterThan(0);
+    const layout = readme.slice(start, readme.indexOf('\n## ', start + 1));
+    const entries = readdirSync('src', { withFileTypes: true }).map((e) =>
+      e.isDirectory() ? `src/${e.name}/` : `src/${e.name}`,
+    );
+    expect(entries.length).toBeGreaterThan(10);
+    expect(entries.filter((e) => !layout.includes(e))).toEqual([]);
+  });
+
   it("name every field of a plan row's `why`, and what its bounds' `set` may say, in the README's \"Why, as data\"", () => {
     const readme = readFileSync('README.md', 'utf8');
     const start = readme.indexOf('**Why, as data.**');
