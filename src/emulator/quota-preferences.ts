@@ -585,7 +585,11 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
           status.ABORTED,
           `the etag of ${shown(name)} does not match: it changed since it was read`,
         );
-      const mask = strings(field(request, 'update_mask'), 'paths');
+      // "*" is full replacement (AIP-134, https://google.aip.dev/134: "Update masks must support a
+      // special value `*`, meaning full replacement"), what no mask does here: "If the user does
+      // not provide a mask then all fields will be overwritten" (UpdateQuotaPreferenceRequest).
+      const asked = strings(field(request, 'update_mask'), 'paths');
+      const mask = asked.includes('*') ? [] : asked;
       for (const path of mask)
         if (!UPDATABLE.includes(path))
           throw invalid(`update_mask path "${shown(path)}" cannot be updated`);

@@ -225,10 +225,12 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     throw notFound(`Resource '${shown(text(service, 'name'))}' was not found`);
   }
   const paths = strings(field(request, 'update_mask'), 'paths');
-  if (paths.length === 0) {
+  // "Update masks must support a special value `*`, meaning full replacement (the equivalent of
+  // PUT)" (AIP-134, https://google.aip.dev/134): a whole replacement, as no mask is, and as valid.
+  if (paths.length === 0 || paths.includes('*')) {
     throw new RpcError(
       status.UNIMPLEMENTED,
-      'UpdateService without an update_mask (a whole-service replacement that creates a revision) is not emulated: send update_mask "scaling.max_instance_count" and/or "annotations"',
+      `UpdateService ${paths.length === 0 ? 'without an update_mask' : 'with the update_mask "*"'} (a whole-service replacement that creates a revision) is not emulated: send update_mask "scaling.max_instance_count" and/or "annotations"`,
     );
   }
   // A path that maps to no field of Service, at any depth, is the client's error: "return an

@@ -447,6 +447,54 @@ describe('quota preferences over gRPC', () => {
     }
   });
 
+  it('an update_mask of "*" overwrites every field, as no mask does (AIP-134), rather than being refused', async () => {
+    // "Update masks must support a special value `*`, meaning full replacement (the equivalent of
+    // PUT)" (https://google.aip.dev/134); UpdateQuotaPreferenceRequest: "If the user does not
+    // provide a mask then all fields will be overwritten" (cloudquotas.proto).
+    const own = await startEmulator({ fleet, speed: 'manual' });
+    const raw = new CloudQuotasClient(clientConfig({ emulatorHost: own.host }).options);
+    try {
+      const [made] = await raw.createQuotaPreference({
+        parent: `projects/${P}/locations/global`,
+        quotaPreferenceId: 'starred',
+        quotaPreference: {
+          service: 'run.googleapis.com',
+          quotaId: L4,
+          dimensions: { region: US },
+          quotaConfig: { preferredValue: '3', annotations: { team: 'ml' } },
+          justification: 'before',
+        },
+        ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH],
+      });
+      const whole = {
+        name: made.name ?? '',
+        service: 'run.googleapis.com',
+        quotaId: L4,
+        dimensions: { region: US },
+        quotaConfig: { preferredValue: '3' },
+      };
+      const [replaced] = await raw.updateQuotaPreference({
+        quotaPreference: whole,
+        updateMask: { paths: ['*'] },
+      });
+      // Every field overwritten: the justification and annotations the request leaves out go.
+      expect(replaced.justification).toBe('');
+      expect(replaced.quotaConfig).toMatchObject({ preferredValue: '3', annotations: {} });
+      // A full replacement holds the rules no mask holds: dimensions are immutable.
+      expect(
+        await rawCode(
+          raw.updateQuotaPreference({
+            quotaPreference: { ...whole, dimensions: { region: EU } },
+            updateMask: { paths: ['*'] },
+          }),
+        ),
+      ).toBe(status.INVALID_ARGUMENT);
+    } finally {
+      await raw.close();
+      await own.stop();
+    }
+  });
+
   it('an update with allow_missing of a preference not found creates it, checked as a create; validate_only stores nothing', async () => {
     // UpdateQuotaPreferenceRequest.allow_missing: "If set to true, and the quota preference is not
     // found, a new one will be created. In this situation, update_mask is ignored."

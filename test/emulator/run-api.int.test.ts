@@ -624,6 +624,24 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(emulator.writes().length).toBe(before);
   });
 
+  it('takes the "*" mask as the whole replacement AIP-134 makes it, not as a path naming no field', async () => {
+    // "Update masks must support a special value `*`, meaning full replacement (the equivalent of
+    // PUT)" (https://google.aip.dev/134): valid on Google, and a whole replacement is not
+    // emulated, as with no mask at all: UNIMPLEMENTED, not INVALID_ARGUMENT.
+    const before = emulator.writes().length;
+    for (const paths of [['*'], ['*', 'scaling.max_instance_count']]) {
+      const refused = await codeOf(
+        clients.services.updateService({
+          service: { name: name('beta'), scaling: { maxInstanceCount: 2 } },
+          updateMask: { paths },
+        }),
+      );
+      expect(refused.code, paths.join(',')).toBe(status.UNIMPLEMENTED);
+      expect(refused.message).toContain('whole');
+    }
+    expect(emulator.writes().length).toBe(before);
+  });
+
   it('ignores output-only fields of the Service sent back, as field_behavior requires', async () => {
     // google/api/field_behavior.proto: OUTPUT_ONLY "including the field in a request does nothing
     // (the server *must* ignore it and *must not* throw an error as a result of the field's
