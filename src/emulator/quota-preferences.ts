@@ -440,9 +440,13 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       );
     const service = text(pref, 'service');
     if (service === '') throw invalid('quota_preference.service is required');
+    // Any service's quota may be asked for (QuotaPreference.service in
+    // google/api/cloudquotas/v1/resources.proto, "The name of the service to which the quota
+    // preference is applied"); the emulator models Cloud Run's alone.
     if (service !== RUN)
-      throw invalid(
-        `quota_preference.service "${shown(service)}" has no quotas here (only ${RUN})`,
+      throw notEmulated(
+        `A quota preference for ${shown(service)}`,
+        `the emulator models the quotas of ${RUN} only`,
       );
     const quotaId = text(pref, 'quota_id');
     if (quotaId === '') throw invalid('quota_preference.quota_id is required');

@@ -191,8 +191,15 @@ function checkScope(
   requireFleetProject(ctx.model.fleet.projects, project, 'cloudquotas.quotas.get', resource);
   if (location !== 'global')
     throw invalid(`location must be "global" for quota infos, got "${shown(location)}"`);
+  // Every service's quotas are Cloud Quotas' ("Example names:
+  // projects/123/locations/global/services/compute.googleapis.com", ListQuotaInfosRequest.parent in
+  // google/api/cloudquotas/v1/cloudquotas.proto): valid, and not modelled here. NOT_FOUND would
+  // say the service has no quotas.
   if (service !== RUN)
-    throw notFound(`Service ${shown(service)} has no quota infos in the emulator (only ${RUN})`);
+    throw notEmulated(
+      `The quota infos of ${shown(service)}`,
+      `the emulator models the quotas of ${RUN} only`,
+    );
 }
 
 export function quotasHandlers(ctx: EmulatorContext): Handlers {

@@ -346,6 +346,26 @@ describe('quota preferences over gRPC', () => {
     ).toBe(status.NOT_FOUND);
   });
 
+  it("answers another service's quota preference as not emulated, never refused as Google would not", async () => {
+    // QuotaPreference.service (google/api/cloudquotas/v1/resources.proto): "The name of the service
+    // to which the quota preference is applied", any service's; the emulator models Cloud Run's
+    // quotas alone: UNIMPLEMENTED, not INVALID_ARGUMENT.
+    const answer = await rawCode(
+      other.createQuotaPreference({
+        parent: `projects/${P}/locations/global`,
+        quotaPreferenceId: 'compute-cpus',
+        quotaPreference: {
+          service: 'compute.googleapis.com',
+          quotaId: 'CPUS-per-project-region',
+          dimensions: { region: EU },
+          quotaConfig: { preferredValue: '9' },
+          contactEmail: 'ops@example.com',
+        },
+      }),
+    );
+    expect(answer).toBe(status.UNIMPLEMENTED);
+  });
+
   it("takes a preference id with underscores, as Google's own example files one, and the governor reads it", async () => {
     // `gcloud quotas preferences create ... --preference-id=example_default-limit_us-central1`
     // (https://cloud.google.com/sdk/gcloud/reference/beta/quotas/preferences/create): Google

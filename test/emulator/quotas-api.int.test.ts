@@ -88,12 +88,23 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
       }),
     );
     expect(regional.code).toBe(status.INVALID_ARGUMENT);
+    // Another service's quotas are valid on Google: "Example names:
+    // projects/123/locations/global/services/compute.googleapis.com" (ListQuotaInfosRequest.parent
+    // in google/api/cloudquotas/v1/cloudquotas.proto). The emulator models Cloud Run's alone:
+    // UNIMPLEMENTED, never NOT_FOUND as if the service had no quotas.
     const compute = await codeOf(
       clients.quotas.listQuotaInfos({
         parent: `projects/${PROJECT}/locations/global/services/compute.googleapis.com`,
       }),
     );
-    expect(compute.code).toBe(status.NOT_FOUND);
+    expect(compute.code).toBe(status.UNIMPLEMENTED);
+    expect(compute.message).toContain('compute.googleapis.com');
+    const computeInfo = await codeOf(
+      clients.quotas.getQuotaInfo({
+        name: `projects/${PROJECT}/locations/global/services/compute.googleapis.com/quotaInfos/CPUS-per-project-region`,
+      }),
+    );
+    expect(computeInfo.code).toBe(status.UNIMPLEMENTED);
   });
 
   it('answers UNIMPLEMENTED for the folder and organisation quotas Google has, not INVALID_ARGUMENT', async () => {
