@@ -2,7 +2,7 @@ import { inspect } from 'node:util';
 import { errorMessage } from '../core/errors.js';
 import { listOnOneLine } from '../core/text.js';
 import { ERROR_EVENT, type Severity } from '../log.js';
-import { carriesRequestText, frameworkRefusal } from './request.js';
+import { carriesRequestText, failedEventConversion, frameworkRefusal } from './request.js';
 
 /** One log line: what the function's console.error logs for what it was given. */
 interface ConsoleLine {
@@ -61,6 +61,12 @@ type Checked = 'request-text' | 'unreadable' | { status: number; reason: string 
 function check(a: unknown): Checked {
   try {
     if (carriesRequestText(a)) return 'request-text';
+    // Answered 500 by Express, not by the function: a request's fault all the same.
+    if (failedEventConversion(a))
+      return {
+        status: 500,
+        reason: 'functions-framework could not read it as an event; its content is not logged',
+      };
     return frameworkRefusal(a);
   } catch {
     return 'unreadable';

@@ -39,7 +39,9 @@ if (!process.env.NODE_ENV) process.env.NODE_ENV = 'production';
 // prints a body the JSON parser refused, text included (see carriesRequestText); those errors are
 // replaced by one line that says what happened. The framework's other refusals of a request (an
 // unsupported charset or Content-Encoding, a body that does not inflate) are bad input too: one
-// line saying why, not a stack trace. Anything else is one ERROR line whose stack trace, when
+// line saying why, not a stack trace; so is its event middleware throwing, before governorEvent
+// runs, on a body it cannot read as an event (request.ts failedEventConversion), which Express
+// answers 500 (docs/applying.md says why no 4xx can be made of it). Anything else is one ERROR line whose stack trace, when
 // there is one, is where Error Reporting reads it (`message`, or `stack_trace` for an Error:
 // https://cloud.google.com/error-reporting/docs/formatting-error-messages).
 // consoleErrorLine never throws, whatever it is given; were writing the line to fail, nothing

@@ -125,6 +125,29 @@ export function frameworkRefusal(e: unknown): { status: number; reason: string }
   return { status: code, reason: cutText(oneLine(String(message ?? 'no reason given')), ECHOED) };
 }
 
+/**
+ * Whether an error was thrown by functions-framework's conversion of a request into an event,
+ * before the event function runs: its middleware that reads a legacy background event (or a raw
+ * Pub/Sub push) throws on a body that is not a JSON object (`text/plain`, none at all) or a
+ * malformed legacy event (functions-framework 5.0.5, build/src/middleware/
+ * background_event_to_cloud_event.js `isConvertableBackgroundEvent`: `'context' in body`), and
+ * Express answers 500 and prints the error. Its message may quote the request (V8: "Cannot use
+ * 'in' operator to search for 'context' in …", "Cannot create property 'publishTime' on string
+ * '…'"; the framework's EventConversionError names the event's type or resource). Told by the
+ * first frame of its stack, read after the error's own text (which may hold anything).
+ */
+export function failedEventConversion(e: unknown): boolean {
+  if (!(e instanceof Error)) return false;
+  const stack: unknown = e.stack;
+  // V8 opens the stack with the error's text: its name, then `: message` when it has one.
+  const head = e.message === '' ? String(e.name) : `${e.name}: ${e.message}`;
+  if (typeof stack !== 'string' || !stack.startsWith(head)) return false;
+  const frame = /^\n\s+at ([^\n]*)/.exec(stack.slice(head.length))?.[1] ?? '';
+  return /[\\/]@google-cloud[\\/]functions-framework[\\/]build[\\/]src[\\/](?:middleware[\\/]|pubsub_middleware\.js)/.test(
+    frame,
+  );
+}
+
 /** MAX_BODY_BYTES in base64, which takes 4 characters for every 3 bytes. */
 const MAX_DATA_CHARS = Math.ceil(MAX_BODY_BYTES / 3) * 4;
 

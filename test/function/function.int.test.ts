@@ -674,6 +674,66 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('logs a request functions-framework cannot read as an event in one line, without its text or a stack trace', async () => {
+    // functions-framework converts legacy background events before the function runs, and its
+    // middleware throws on a body that is not a JSON object (text/plain, none at all) or a
+    // malformed legacy event: Express answers 500 and prints the error, whose message quotes the
+    // request (V8's "Cannot use 'in' operator to search for 'context' in …") and whose stack is the
+    // framework's (docs/applying.md).
+    const ce = {
+      'ce-specversion': '1.0',
+      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+      'ce-source': `//pubsub.googleapis.com/projects/${PROJECT}/topics/governor-trigger`,
+      'ce-id': 'framework-1',
+    };
+    const json = { 'content-type': 'application/json' };
+    const requests: [string, Record<string, string>, string | undefined][] = [
+      ['text, structured', { 'content-type': 'text/plain' }, 'SECRET-1'],
+      ['text, binary', { ...ce, 'content-type': 'text/plain' }, 'SECRET-2'],
+      ['no body', {}, undefined],
+      ['a context that is text', json, '{"context": "SECRET-3", "data": {}}'],
+      [
+        'Pub/Sub data that is text',
+        json,
+        JSON.stringify({
+          data: 'SECRET-4',
+          eventType: 'providers/cloud.pubsub/eventTypes/topic.publish',
+          resource: `projects/${PROJECT}/topics/t`,
+        }),
+      ],
+      [
+        'a resource of no known form',
+        json,
+        JSON.stringify({
+          data: {},
+          eventType: 'toString',
+          resource: { service: 'firestore.googleapis.com', name: 'SECRET-5' },
+        }),
+      ],
+    ];
+    for (const [name, headers, body] of requests) {
+      let status = 0;
+      let answer = '';
+      const log = await logOf(async () => {
+        const res = await fetch(base(events), { method: 'POST', headers, body });
+        status = res.status;
+        answer = await res.text();
+      });
+      // The framework's answer, before the function runs: no option of it makes this a 4xx.
+      expect(status, name).toBe(500);
+      expect(answer, name).not.toMatch(/SECRET|\w+Error|\bat \S+ \(|node_modules/);
+      const lines = log.trim().split('\n');
+      expect(lines, name).toHaveLength(1);
+      const entry = JSON.parse(lines[0] ?? '') as Record<string, unknown>;
+      expect(entry, name).toEqual({
+        severity: 'WARNING',
+        message:
+          'refused a request (500): functions-framework could not read it as an event; its content is not logged',
+      });
+    }
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('a run that fails answers 500 (a failed invocation), logged once without a stack trace', async () => {
     // Eventarc counts a non-2xx answer as a failed delivery; the module's trigger does not retry
     // it (RETRY_POLICY_DO_NOT_RETRY). The handler's own ERROR line says why; what the framework

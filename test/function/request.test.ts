@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   carriesRequestText,
   decodeBase64,
+  failedEventConversion,
   frameworkRefusal,
   MAX_BODY_BYTES,
   MAX_EVENT_BYTES,
@@ -189,6 +190,48 @@ describe("frameworkRefusal: the framework's 4xx refusals, in one line", () => {
       expect(frameworkRefusal(Object.assign(new Error('x'), { status, expose: true }))).toBeNull();
     expect(frameworkRefusal('text')).toBeNull();
     expect(frameworkRefusal(null)).toBeNull();
+  });
+});
+
+describe("failedEventConversion: the framework's event middleware failing on a request", () => {
+  const MIDDLEWARE =
+    '/srv/node_modules/@google-cloud/functions-framework/build/src/middleware/background_event_to_cloud_event.js';
+  const withStack = (e: Error, frames: string[]) => {
+    e.stack = [String(e), ...frames.map((f) => `    at ${f}`)].join('\n');
+    return e;
+  };
+
+  it('is told by the first frame of the stack, in the middleware, whatever the message says', () => {
+    const thrown = withStack(
+      new TypeError("Cannot use 'in' operator to search for 'context' in x"),
+      [
+        `isConvertableBackgroundEvent (${MIDDLEWARE}:46:31)`,
+        '/srv/node_modules/router/index.js:311:9',
+      ],
+    );
+    expect(failedEventConversion(thrown)).toBe(true);
+    const legacy = withStack(new Error(''), [
+      'legacyPubSubEventMiddleware (C:\\srv\\node_modules\\@google-cloud\\functions-framework\\build\\src\\pubsub_middleware.js:72:5)',
+    ]);
+    expect(failedEventConversion(legacy)).toBe(true);
+  });
+
+  it('is not an error thrown anywhere else, even one whose message names the middleware', () => {
+    // The message may hold the request's text: a frame written in it does not count.
+    const forged = withStack(new TypeError(`x\n    at f (${MIDDLEWARE}:1:1)`), [
+      'handle (/srv/dist/src/function/handler.js:10:5)',
+      `isConvertableBackgroundEvent (${MIDDLEWARE}:46:31)`,
+    ]);
+    expect(failedEventConversion(forged)).toBe(false);
+    const invoker = withStack(new Error('a bug'), [
+      'sendResponse (/srv/node_modules/@google-cloud/functions-framework/build/src/invoker.js:40:9)',
+    ]);
+    expect(failedEventConversion(invoker)).toBe(false);
+    const noStack = new Error('x');
+    noStack.stack = undefined;
+    expect(failedEventConversion(noStack)).toBe(false);
+    expect(failedEventConversion(`TypeError: x\n    at f (${MIDDLEWARE}:1:1)`)).toBe(false);
+    expect(failedEventConversion(null)).toBe(false);
   });
 });
 
