@@ -109,13 +109,14 @@ function serve(
         `${prefix}refused a request (${answer.status}): ${cutText(oneLine(listOnOneLine(String(answer.body.error))), 2000)}`,
       );
     const queryAt = req.originalUrl.indexOf('?');
+    const bodyBytes = Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0);
     const refusal = refuseRequest(
       {
         method: req.method,
         path: req.path,
         query: queryAt < 0 ? '' : req.originalUrl.slice(queryAt + 1),
         contentType: req.get('content-type'),
-        bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
+        bodyBytes,
       },
       named ? named.body : undefined,
     );
@@ -126,7 +127,9 @@ function serve(
       return;
     }
     try {
-      const answer = await run(req.body, requestLog);
+      // An empty body is no request, whatever type it declares: the framework's parsers make it
+      // `{}`, `''` or, for a type none of them reads, an empty Buffer (its raw parser).
+      const answer = await run(bodyBytes === 0 ? undefined : req.body, requestLog);
       if (answer.status >= 400 && answer.status < 500) logRefusal(answer);
       if (answer.status === 204) res.status(204).end();
       else res.status(answer.status).json(answer.body);

@@ -1016,6 +1016,17 @@ describe('fan-out: dispatch, then one function run per project', () => {
       const none = await fetch(base(dispatchServer), { method: 'POST' });
       expect(none.status).toBe(500);
       expect(await none.text()).toContain('fanout.topic');
+      // An empty body is no request whatever type it declares: the framework's parser for any
+      // other type makes it an empty Buffer, which is not `{}`.
+      for (const type of ['application/octet-stream', 'image/png', 'text/plain']) {
+        const empty = await fetch(base(dispatchServer), {
+          method: 'POST',
+          headers: { 'content-type': type },
+          body: '',
+        });
+        expect(empty.status, type).toBe(500);
+        expect(await empty.text(), type).toContain('fanout.topic');
+      }
     } finally {
       process.env.GOVERNOR_POLICY = POLICY;
     }
