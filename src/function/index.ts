@@ -28,24 +28,25 @@ const log = jsonLogger(process.stdout);
 // Empty counts as unset, as for the governor's own variables (Express reads `NODE_ENV || …`).
 if (!process.env.NODE_ENV) process.env.NODE_ENV = 'production';
 
-// What reaches console.error is logged as one structured line, never as plain text: Cloud Run
-// files a plain-text line with no severity (DEFAULT), an ERROR no alert on severity sees, and a
-// stack trace printed as text is one entry a line
+// What reaches console.error is logged as one structured line, never as plain text: Cloud Run files
+// a plain-text line with no severity (DEFAULT), an ERROR no alert on severity sees, and a stack
+// trace printed as text is one entry a line
 // (https://cloud.google.com/functions/1stgendocs/monitoring/logging: "Logs to standard output or
-// standard error do not have an associated log level"). functions-framework prints with it what
-// a function throws and an uncaught exception or unhandled rejection (its logger.js and
-// invoker.js: `console.error('Uncaught exception')`, then `console.error(err.stack || err)`),
-// Express its errors. A request's text never reaches the log: Express's default error handler
-// prints a body the JSON parser refused, text included (see carriesRequestText); those errors are
-// replaced by one line that says what happened. The framework's other refusals of a request (an
-// unsupported charset or Content-Encoding, a body that does not inflate) are bad input too: one
-// line saying why, not a stack trace; so is its event middleware throwing, before governorEvent
-// runs, on a body it cannot read as an event (request.ts failedEventConversion), which Express
-// answers 500 (docs/applying.md says why no 4xx can be made of it). Anything else is one ERROR line whose stack trace, when
-// there is one, is where Error Reporting reads it (`message`, or `stack_trace` for an Error:
-// https://cloud.google.com/error-reporting/docs/formatting-error-messages).
-// consoleErrorLine never throws, whatever it is given; were writing the line to fail, nothing
-// is thrown back at the caller either (the framework's handler of an uncaught exception).
+// standard error do not have an associated log level"). functions-framework prints with it what a
+// function throws and an uncaught exception or unhandled rejection (its logger.js and invoker.js:
+// `console.error('Uncaught exception')`, then `console.error(err.stack || err)`), Express its
+// errors. A request's text never reaches the log: Express's default error handler prints a body the
+// JSON parser refused, text included (see carriesRequestText); those errors are replaced by one
+// line that says what happened. The framework's other refusals of a request (an unsupported charset
+// or Content-Encoding, a body that does not inflate, a path its router cannot decode) are bad input
+// too: one line saying why, not a stack trace; so is its event middleware throwing, before
+// governorEvent runs, on a body it cannot read as an event (request.ts failedEventConversion),
+// which Express answers 500 (docs/applying.md says why no 4xx can be made of it). Anything else is
+// one ERROR line whose stack trace, when there is one, is where Error Reporting reads it
+// (`message`, or `stack_trace` for an Error:
+// https://cloud.google.com/error-reporting/docs/formatting-error-messages). consoleErrorLine never
+// throws, whatever it is given; were writing the line to fail, nothing is thrown back at the caller
+// either (the framework's handler of an uncaught exception).
 console.error = (...args: unknown[]): void => {
   const line = consoleErrorLine(args, announcedFailures);
   if (line) log.log(line.severity, line.message, line.fields);

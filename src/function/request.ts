@@ -108,7 +108,8 @@ export function carriesRequestText(e: unknown): boolean {
  * A request the framework refused before the function ran, as the error Express's default handler
  * is given: body-parser's errors (http-errors) carry a 4xx `status` and `expose: true`
  * (body-parser's lib/read.js: an unsupported charset or Content-Encoding is 415, a body that does
- * not inflate is 400). What to log for it, in one line: the reason, cut, or, when the error
+ * not inflate is 400), as is Express's router's refusal of a path it cannot decode. What to log
+ * for it, in one line: the reason, cut, or, when the error
  * carries the request's text (see carriesRequestText), not even that. Null for any other error.
  */
 export function frameworkRefusal(e: unknown): { status: number; reason: string } | null {
@@ -119,6 +120,11 @@ export function frameworkRefusal(e: unknown): { status: number; reason: string }
     expose?: unknown;
   };
   const code = typeof status === 'number' ? status : statusCode;
+  // Express's router refuses a path whose percent-encoding does not decode with the URIError
+  // itself, given status 400 but no `expose`, its message quoting the path (router 2's
+  // lib/layer.js decodeParam).
+  if (e instanceof URIError && code === 400)
+    return { status: 400, reason: 'its path is not valid percent-encoding' };
   if (expose !== true || typeof code !== 'number' || code < 400 || code > 499) return null;
   if (carriesRequestText(e)) return { status: code, reason: 'its content is not logged' };
   const message = (e as { message?: unknown }).message;

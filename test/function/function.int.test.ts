@@ -424,6 +424,34 @@ describe('the Cloud Function (HTTP entry point)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('logs a path Express cannot decode as one refused request, no stack trace, not the path', async () => {
+    // Express's router refuses a path whose percent-encoding does not decode (400, before the
+    // function runs) and prints the URIError, which quotes the path and carries no `expose`.
+    for (const [name, server] of [
+      ['governorHttp', http],
+      ['governorEvent', events],
+    ] as const) {
+      let status = 0;
+      const log = await logOf(async () => {
+        const res = await fetch(`${base(server)}/SECRET-9%E0%A4%A`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        });
+        status = res.status;
+        expect(await res.text(), name).not.toMatch(/SECRET|\w+Error|\bat \S+ \(/);
+      });
+      expect(status, name).toBe(400);
+      const lines = log.trim().split('\n');
+      expect(lines, name).toHaveLength(1);
+      expect(JSON.parse(lines[0] ?? ''), name).toEqual({
+        severity: 'WARNING',
+        message: 'refused a request (400): its path is not valid percent-encoding',
+      });
+    }
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('caps the body (413), refuses a body that is not JSON (415), and caps the faults', async () => {
     const big = await post(http, { mode: 'x'.repeat(100 * 1024) });
     expect(big.status).toBe(413);

@@ -179,6 +179,16 @@ describe("frameworkRefusal: the framework's 4xx refusals, in one line", () => {
     }
   });
 
+  it("names a path Express's router cannot decode, never the path", () => {
+    const path = Object.assign(new URIError("Failed to decode param 'SECRET%E0'"), { status: 400 });
+    expect(frameworkRefusal(path)).toEqual({
+      status: 400,
+      reason: 'its path is not valid percent-encoding',
+    });
+    // A URIError of the function's own, with no status, is a bug to print.
+    expect(frameworkRefusal(new URIError('URI malformed'))).toBeNull();
+  });
+
   it('leaves every other error to be printed as it is', () => {
     expect(frameworkRefusal(new Error('a bug'))).toBeNull();
     expect(
