@@ -52,6 +52,13 @@ console.error = (...args: unknown[]): void => {
   if (line) log.log(line.severity, line.message, line.fields);
 };
 
+// console.warn likewise, at WARNING: functions-framework warns so, in plain text, when a raw
+// Pub/Sub push reaches governorEvent at a path that names no topic (its pubsub_middleware.js).
+console.warn = (...args: unknown[]): void => {
+  const line = consoleErrorLine(args, new Set());
+  if (line) log.log('WARNING', line.message, line.fields);
+};
+
 /** The text of each failed run's error thrown to the framework and not yet printed by it. */
 const announcedFailures = new Set<string>();
 

@@ -779,6 +779,33 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it("logs the framework's warnings on a raw Pub/Sub push as structured lines, never plain text", async () => {
+    // functions-framework reads a raw push (not a CloudEvent) to an event function for the Pub/Sub
+    // emulator's sake, and warns with console.warn when the path names no topic
+    // (its pubsub_middleware.js): plain text on stderr, which Cloud Logging files with no severity.
+    let status = 0;
+    const log = await logOf(async () => {
+      const res = await fetch(base(events), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          subscription: 'projects/x/subscriptions/y',
+          message: { data: '!!', messageId: 'raw-1' },
+        }),
+      });
+      status = res.status;
+    });
+    expect(status).toBeLessThan(300);
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.severity)).toEqual(['WARNING', 'WARNING', 'ERROR']);
+    expect(lines[0]?.message).toBe('Failed to extract the topic name from the URL path.');
+    expect(lines[2]?.message).toMatch(/^ignored a trigger message whose data is not base64/);
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('a run that fails answers 500 (a failed invocation), logged once without a stack trace', async () => {
     // Eventarc counts a non-2xx answer as a failed delivery; the module's trigger does not retry
     // it (RETRY_POLICY_DO_NOT_RETRY). The handler's own ERROR line says why; what the framework
