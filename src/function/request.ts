@@ -109,8 +109,8 @@ export function carriesRequestText(e: unknown): boolean {
  * is given: body-parser's errors (http-errors) carry a 4xx `status` and `expose: true`
  * (body-parser's lib/read.js: an unsupported charset or Content-Encoding is 415, a body that does
  * not inflate is 400), as is Express's router's refusal of a path it cannot decode. What to log
- * for it, in one line: the reason, cut, or, when the error
- * carries the request's text (see carriesRequestText), not even that. Null for any other error.
+ * for it, in one line: the reason, cut, or, when the error carries the request's text (see
+ * carriesRequestText), not even that. Null for any other error.
  */
 export function frameworkRefusal(e: unknown): { status: number; reason: string } | null {
   if (typeof e !== 'object' || e === null) return null;
