@@ -115,5 +115,6 @@ resource "google_cloudfunctions2_function" "governor" {
     google_project_iam_member.build_logs,
     google_artifact_registry_repository_iam_member.build_writes_images,
     google_storage_bucket_iam_member.build_reads_source,
+    google_project_iam_member.build_reads_function_sources,
   ]
 }

@@ -34,6 +34,9 @@ locals {
   build_service_account    = var.build_service_account == null ? google_service_account.build[0].email : var.build_service_account
   build_service_account_id = "projects/${var.project_id}/serviceAccounts/${local.build_service_account}"
   create_build_account     = var.build_service_account == null
+  # Cloud Functions' own source bucket in the function's project and region (see
+  # build_reads_function_sources, below).
+  function_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
 
   # Exactly what the governor's code calls, grouped by call; terraform/README.md lists each call with
   # the documentation of its permission. Cloud Run permission names:
@@ -256,11 +259,36 @@ resource "google_artifact_registry_repository_iam_member" "build_writes_images" 
   member     = "serviceAccount:${local.build_service_account}"
 }
 
-# The source archive is read from the source bucket.
+# The source archive is read from the source bucket (by Cloud Functions, which copies it, below).
 resource "google_storage_bucket_iam_member" "build_reads_source" {
   count = local.create_build_account ? 1 : 0
 
   bucket = google_storage_bucket_object.source.bucket
   role   = "roles/storage.objectAdmin"
   member = "serviceAccount:${local.build_service_account}"
+}
+
+# The build does not read the archive where the module uploads it: Cloud Functions copies it into
+# a source bucket of its own ("After the code is uploaded, function code is stored in a separate
+# source bucket", gcf-v2-sources-PROJECT_NUMBER-REGION: https://cloud.google.com/functions/docs/building),
+# and the build fetches it from there. A build account that cannot read that bucket fails every
+# build with "Access to bucket gcf-v2-sources-... denied. You must grant Storage Object Viewer
+# permission to <account>" (the provider's own test of a function built by an account of its own:
+# https://github.com/hashicorp/terraform-provider-google/issues/20571). That bucket is created by
+# the first deployment, so it cannot be granted on before: the grant is on the project, with a
+# condition on the bucket's name and its objects' (Cloud Storage names them
+# projects/_/buckets/BUCKET and projects/_/buckets/BUCKET/objects/OBJECT:
+# https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name).
+resource "google_project_iam_member" "build_reads_function_sources" {
+  count = local.create_build_account ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${local.build_service_account}"
+
+  condition {
+    title       = "${var.name} build: function sources only"
+    description = "Only Cloud Functions' source bucket ${local.function_sources_bucket}, which the build fetches the archive from."
+    expression  = "resource.name == \"projects/_/buckets/${local.function_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}/\")"
+  }
 }

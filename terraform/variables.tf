@@ -447,7 +447,7 @@ variable "governed_service_accounts" {
 
 variable "build_service_account" {
   type        = string
-  description = "Email of an existing service account for Cloud Build to build the function with. Null creates <name>-build with the roles Google documents for function builds, each on the one resource it needs: logs writer (project), Artifact Registry writer on the module's image repository, Storage object admin on the source bucket. An account given here gets nothing from the module: grant it those yourself. Never the default compute account."
+  description = "Email of an existing service account for Cloud Build to build the function with. Null creates <name>-build with the roles Google documents for function builds, each on the one resource it needs: logs writer (project), Artifact Registry writer on the module's image repository, Storage object admin on the source bucket, and Storage object viewer on Cloud Functions' own source bucket gcf-v2-sources-PROJECT_NUMBER-REGION, which the build fetches the archive from. An account given here gets nothing from the module: grant it those yourself. Never the default compute account."
   default     = null
 
   validation {

@@ -58,6 +58,22 @@ resource "google_storage_bucket_iam_member" "build_reads_source" {
   member = "serviceAccount:${google_service_account.build.email}"
 }
 
+# The build fetches the archive from Cloud Functions' own copy of it, in its source bucket
+# gcf-v2-sources-PROJECT_NUMBER-REGION (https://cloud.google.com/functions/docs/building): read
+# access there, through a condition on the bucket's name, as in the single-project module
+# (terraform/iam.tf, build_reads_function_sources, which says why).
+resource "google_project_iam_member" "build_reads_function_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  condition {
+    title       = "${var.name} build: function sources only"
+    description = "Only Cloud Functions' source bucket ${local.function_sources_bucket}, which the build fetches the archive from."
+    expression  = "resource.name == \"projects/_/buckets/${local.function_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.function_sources_bucket}/\")"
+  }
+}
+
 # The dispatch: one run at a time, each a few seconds (a search at most once per cache_ttl).
 # Both functions take requests from anywhere on the network (ALLOW_ALL) and refuse every caller
 # without roles/run.invoker, which only the invoker account holds: "Ingress settings and IAM
@@ -102,6 +118,7 @@ resource "google_cloudfunctions2_function" "dispatch" {
     google_project_iam_member.build_logs,
     google_artifact_registry_repository_iam_member.build_writes_images,
     google_storage_bucket_iam_member.build_reads_source,
+    google_project_iam_member.build_reads_function_sources,
   ]
 }
 
@@ -146,6 +163,7 @@ resource "google_cloudfunctions2_function" "unit" {
     google_project_iam_member.build_logs,
     google_artifact_registry_repository_iam_member.build_writes_images,
     google_storage_bucket_iam_member.build_reads_source,
+    google_project_iam_member.build_reads_function_sources,
   ]
 }
 

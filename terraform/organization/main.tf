@@ -28,6 +28,8 @@ locals {
   invoker_member  = "serviceAccount:${google_service_account.invoker.email}"
   # https://cloud.google.com/pubsub/docs/handling-failures#grant_forwarding_permissions
   pubsub_agent = "serviceAccount:service-${data.google_project.host.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Cloud Functions' own source bucket, which the build fetches the archive from (function.tf).
+  function_sources_bucket = "gcf-v2-sources-${data.google_project.host.number}-${var.region}"
 
   # Exactly what the code calls, in every governed project (the single-project module's read
   # permissions, terraform/iam.tf) plus the search that finds the projects.

@@ -1156,6 +1156,7 @@ describe('hardening (security review)', () => {
     expect([...projectBindings.keys()].sort()).toEqual(
       [
         'build_logs',
+        'build_reads_function_sources',
         'governor',
         'governor_state',
         'governor_writes_project_wide',
@@ -1195,6 +1196,32 @@ describe('hardening (security review)', () => {
     expect(resource(module, 'google_artifact_registry_repository', 'function')['format']).toBe(
       'DOCKER',
     );
+  });
+
+  // Cloud Functions copies the archive into a source bucket of its own, gcf-v2-sources-
+  // PROJECT_NUMBER-REGION ("After the code is uploaded, function code is stored in a separate source
+  // bucket": https://cloud.google.com/functions/docs/building), and the build fetches it from
+  // there: a build account without read access there fails every build with "Access to bucket
+  // gcf-v2-sources-... denied. You must grant Storage Object Viewer permission to <account>"
+  // (https://github.com/hashicorp/terraform-provider-google/issues/20571).
+  it("the build account reads Cloud Functions' source bucket, through a condition on its name", () => {
+    expect(module.locals['function_sources_bucket']).toBe(
+      'gcf-v2-sources-${data.google_project.this.number}-${var.region}',
+    );
+    const binding = resource(module, 'google_project_iam_member', 'build_reads_function_sources');
+    expect(binding['count']).toBe('${local.create_build_account ? 1 : 0}');
+    expect(binding['project']).toBe('${var.project_id}');
+    expect(binding['role']).toBe('roles/storage.objectViewer');
+    expect(binding['member']).toBe('serviceAccount:${local.build_service_account}');
+    expect(block(binding, 'condition')?.['expression']).toBe(
+      'resource.name == "projects/_/buckets/${local.function_sources_bucket}" || resource.name.startsWith("projects/_/buckets/${local.function_sources_bucket}/")',
+    );
+    const fn = resource(module, 'google_cloudfunctions2_function', 'governor');
+    expect(fn['depends_on']).toContain('${google_project_iam_member.build_reads_function_sources}');
+    // An account given in build_service_account gets nothing from the module: the README says
+    // what to grant it, that bucket included.
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    expect(readme).toContain('gcf-v2-sources-PROJECT_NUMBER-REGION');
   });
 
   it("function.environment refuses GOVERNOR_STATE_DIR: the module's store is Firestore, and the function refuses a folder beside it", () => {

@@ -623,6 +623,27 @@ describe('the functions', () => {
     }
   });
 
+  // As in the single-project module (terraform/iam.tf): the build fetches the archive from Cloud
+  // Functions' own source bucket (https://cloud.google.com/functions/docs/building).
+  it("the build account reads Cloud Functions' source bucket, through a condition on its name", () => {
+    expect(org.locals['function_sources_bucket']).toBe(
+      'gcf-v2-sources-${data.google_project.host.number}-${var.region}',
+    );
+    const binding = resource(org, 'google_project_iam_member', 'build_reads_function_sources');
+    expect(binding).toMatchObject({
+      project: '${var.project_id}',
+      role: 'roles/storage.objectViewer',
+      member: 'serviceAccount:${google_service_account.build.email}',
+    });
+    expect(block(binding, 'condition')?.['expression']).toBe(
+      'resource.name == "projects/_/buckets/${local.function_sources_bucket}" || resource.name.startsWith("projects/_/buckets/${local.function_sources_bucket}/")',
+    );
+    for (const name of ['dispatch', 'unit'])
+      expect(resource(org, 'google_cloudfunctions2_function', name)['depends_on']).toContain(
+        '${google_project_iam_member.build_reads_function_sources}',
+      );
+  });
+
   // The unit is told timeout_seconds - 30 as GOVERNOR_RUN_DEADLINE and max_delivery_attempts as
   // GOVERNOR_MAX_DELIVERY_ATTEMPTS, both whole numbers only: a fraction would pass the plan and
   // then fail every unit run on its configuration.
