@@ -74,6 +74,39 @@ resource "google_monitoring_dashboard" "governor" {
   depends_on = [google_project_service.apis]
 }
 
+# The run metric's descriptor, as the governor's first write would create it (GAUGE, DOUBLE, one
+# STRING label `unit`: src/core/governor-metrics.ts). Monitoring refuses an alert policy on a
+# user-defined metric that has no descriptor yet ("Error 404: Cannot find metric(s) that match
+# type", as for a metric written only by a function:
+# https://github.com/world-federation-of-advertisers/cross-media-measurement/issues/4350), and the
+# governor writes its first point only at its first run, after the apply: so the module creates
+# the descriptor, and the policy below names the metric through it, which orders the two. The
+# provider's own example does the same ("Monitoring Metric Descriptor Alert",
+# https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/monitoring_metric_descriptor).
+# Creating a descriptor that exists already (one a run created) updates it, "except that metric
+# labels are never removed" (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.metricDescriptors/create).
+# In every governed project, with or without the policy: deleting a descriptor "makes the metric
+# type's existing data unusable" (the resource's page above), so turning the policy off does not
+# delete it; it goes with a project that is no longer governed, and on destroy.
+resource "google_monitoring_metric_descriptor" "run" {
+  for_each = local.governed_projects
+
+  project      = each.key
+  type         = local.run_metric
+  metric_kind  = "GAUGE"
+  value_type   = "DOUBLE"
+  display_name = "Cloud Run GPU governor run duration"
+  description  = "Seconds from the start of a Cloud Run GPU governor run to the writing of its metrics, one series per unit (written by every run)."
+
+  labels {
+    key         = "unit"
+    value_type  = "STRING"
+    description = "The unit that ran: project for a project governed whole, else the region of a regional unit."
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
 # A metric-absence condition: it is met when the run metric has had no point for the duration,
 # after at most 23.5 hours, and only once the metric has had a point since the policy was created
 # or changed: https://cloud.google.com/monitoring/alerts/metric-absence
@@ -97,7 +130,7 @@ resource "google_monitoring_alert_policy" "not_running" {
   conditions {
     display_name = "No run of ${var.name} for ${var.monitoring.not_running_minutes} minutes"
     condition_absent {
-      filter   = "metric.type=\"${local.run_metric}\" AND resource.type=\"global\" AND resource.labels.project_id=\"${each.key}\""
+      filter   = "metric.type=\"${google_monitoring_metric_descriptor.run[each.key].type}\" AND resource.type=\"global\" AND resource.labels.project_id=\"${each.key}\""
       duration = "${var.monitoring.not_running_minutes * 60}s"
       aggregations {
         alignment_period     = "300s"

@@ -1408,6 +1408,11 @@ describe('who deploys (terraform/README.md)', () => {
     const everyProject = who.slice(who.indexOf('In every'));
     expect(everyProject).toContain('`roles/monitoring.dashboardEditor`');
     expect(everyProject).toContain('`roles/monitoring.alertPolicyEditor`');
+    // And the run metric's descriptor (monitoring.tf), which neither of those holds.
+    expect(resource(module, 'google_monitoring_metric_descriptor', 'run')['for_each']).toBe(
+      '${local.governed_projects}',
+    );
+    expect(everyProject).toContain('`monitoring.metricDescriptors.create`');
   });
 });
 

@@ -542,7 +542,10 @@ describe('monitoring.tf', () => {
     const condition = block(p, 'conditions');
     const absent = block(condition, 'condition_absent');
     expect(absent?.['filter']).toBe(
-      'metric.type="${local.run_metric}" AND resource.type="global" AND resource.labels.project_id="${each.key}"',
+      'metric.type="${google_monitoring_metric_descriptor.run[each.key].type}" AND resource.type="global" AND resource.labels.project_id="${each.key}"',
+    );
+    expect(resource(module, 'google_monitoring_metric_descriptor', 'run')['type']).toBe(
+      '${local.run_metric}',
     );
     expect(module.locals['run_metric']).toBe('${local.metric_prefix}/unit/duration');
     expect(GOVERNOR_METRICS).toContain('unit/duration');
@@ -574,5 +577,39 @@ describe('monitoring.tf', () => {
     expect(v['default']).toEqual({});
     const validation = (v['validation'] as Body[])[0];
     expect(String(validation?.['condition'])).toContain('<= 1410');
+  });
+});
+
+// Monitoring refuses an alert policy on a user-defined metric that has no descriptor yet ("Error
+// 404: Cannot find metric(s) that match type", on a metric written only by a function:
+// https://github.com/world-federation-of-advertisers/cross-media-measurement/issues/4350), and the
+// governor's first write creates the run metric's descriptor only at its first run, after the
+// apply. The provider's own example creates the descriptor beside the policy that watches it
+// (https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/monitoring_metric_descriptor,
+// "Monitoring Metric Descriptor Alert").
+describe('the run metric exists before the policy that watches it', () => {
+  it('creates the descriptor of the run metric in every governed project, as the governor writes it', () => {
+    const runMetric = String(module.locals['run_metric']).replace('${local.metric_prefix}/', '');
+    const d = resource(module, 'google_monitoring_metric_descriptor', 'run');
+    expect(d['for_each']).toBe('${local.governed_projects}');
+    expect(d['project']).toBe('${each.key}');
+    expect(d['type']).toBe('${local.run_metric}');
+    expect(d['metric_kind']).toBe(GOVERNOR_METRIC_KIND);
+    expect(d['value_type']).toBe(WRITTEN.get(runMetric)?.valueType);
+    // A write whose labels the descriptor does not declare is refused: the same keys, STRING.
+    const labels = (d['labels'] ?? []) as Body[];
+    expect(labels.map((l) => l['key']).sort()).toEqual([...(LABELS[runMetric] ?? [])].sort());
+    for (const l of labels) expect(l['value_type']).toBe('STRING');
+    // Nothing the governor's own first write would not give it: no unit, no metadata.
+    expect(d['unit']).toBeUndefined();
+    expect(d['metadata']).toBeUndefined();
+  });
+
+  it('the not-running policy names the metric through its descriptor, so that the descriptor comes first', () => {
+    const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
+    const absent = block(block(p, 'conditions'), 'condition_absent');
+    expect(String(absent?.['filter'])).toContain(
+      'metric.type="${google_monitoring_metric_descriptor.run[each.key].type}"',
+    );
   });
 });
