@@ -158,6 +158,20 @@ describe('examples/multi-region', () => {
     }
   });
 
+  // Each service is granted on by name (google_cloud_run_v2_service_iam_member), and Cloud Run
+  // answers NOT_FOUND for a service that does not exist: a default naming services the user's
+  // project does not have would fail the apply halfway. The user names their own.
+  it('takes the services it may update from the user, with no made-up default', () => {
+    const writable = example('multi-region').variables.get('writable_services');
+    expect(writable).toBeDefined();
+    expect(writable && 'default' in writable).toBe(false);
+    expect(String(governorModule(example('multi-region'))['write_access'])).not.toContain(
+      'llm-chat',
+    );
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    expect(readme).toContain("-var 'writable_services=");
+  });
+
   it('creates a subscription to the alerts', () => {
     const alerts = governorModule(example('multi-region'))['alerts'];
     expect(isBody(alerts) && isBody(alerts['subscription'])).toBe(true);

@@ -25,11 +25,7 @@ variable "writable_services" {
     region = string
     name   = string
   }))
-  description = "The GPU services the governor may update (their max instances), each by region and name."
-  default = [
-    { region = "us-central1", name = "llm-chat" },
-    { region = "europe-west4", name = "llm-chat" },
-  ]
+  description = "The GPU services the governor may update (their max instances), each by region and name: services of project_id that exist (each is granted on by name, and a service that does not exist fails the apply)."
 
   validation {
     condition     = length(var.writable_services) > 0

@@ -16,6 +16,5 @@ variable "organization_id" {
 
 variable "folder_ids" {
   type        = list(string)
-  description = "The three folders to govern."
-  default     = ["111111111111", "222222222222", "333333333333"]
+  description = "The folders to govern, by number (for example three: [\"111111111111\", \"222222222222\", \"333333333333\"]): folders of organization_id that exist (the role is granted on each, and a folder that does not exist fails the apply)."
 }
