@@ -1,10 +1,11 @@
+import type { IncomingMessage } from 'node:http';
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { listOnOneLine, oneLine } from '../core/text.js';
 import { cutText } from '../core/errors.js';
 import { jsonLogger, withFields, type Logger } from '../log.js';
 import type { Answer } from './handler.js';
 import { consoleErrorLine, unexpectedLine } from './console-error.js';
-import { readTriggerEvent, refuseRequest, traceFields } from './request.js';
+import { MAX_BODY_BYTES, readTriggerEvent, refuseRequest, traceFields } from './request.js';
 
 /**
  * The Cloud Function (2nd gen, functions-framework). Two entry points, one run:
@@ -117,7 +118,11 @@ function serve(
         `${prefix}refused a request (${answer.status}): ${cutText(oneLine(listOnOneLine(String(answer.body.error))), 2000)}`,
       );
     const queryAt = req.originalUrl.indexOf('?');
-    const bodyBytes = Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0);
+    const bodyBytes = Math.max(
+      req.rawBody?.length ?? 0,
+      Number(req.get('content-length')) || 0,
+      await unreadBodyBytes(req),
+    );
     const refusal = refuseRequest(
       {
         method: req.method,
@@ -145,6 +150,35 @@ function serve(
       logUnexpected(requestLog, prefix, e);
       res.status(500).json({ error: 'unexpected failure; see the logs' });
     }
+  });
+}
+
+/**
+ * The bytes of a body none of the framework's parsers read, counted up to one past MAX_BODY_BYTES
+ * and not kept. Its parsers read a body by its Content-Type, the last of them of any type, which
+ * a request with no Content-Type, or one that does not parse, does not have (its server.js, the
+ * raw parser; type-is); such a body sent with Content-Length is measured by it, but one sent chunked
+ * (Transfer-Encoding, no Content-Length) has no other measure: taken as empty, it would be a run
+ * with no request, not the 415 the same body with its length gets. What is left unread past the
+ * count is discarded by Node once the answer is sent.
+ */
+function unreadBodyBytes(req: IncomingMessage & { rawBody?: Buffer }): Promise<number> {
+  if (req.rawBody !== undefined || req.headers['transfer-encoding'] === undefined) {
+    return Promise.resolve(0);
+  }
+  if (req.readableEnded || !req.readable) return Promise.resolve(0);
+  return new Promise((resolve) => {
+    let bytes = 0;
+    const done = (): void => {
+      req.off('data', onData).off('end', done).off('error', done).off('close', done);
+      req.pause();
+      resolve(bytes);
+    };
+    const onData = (chunk: Buffer): void => {
+      bytes += chunk.length;
+      if (bytes > MAX_BODY_BYTES) done();
+    };
+    req.on('data', onData).once('end', done).once('error', done).once('close', done);
   });
 }
 

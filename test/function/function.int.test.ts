@@ -469,6 +469,35 @@ describe('the Cloud Function (HTTP entry point)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('refuses a chunked body of no JSON type (415) as one sent with its length, and caps it (413)', async () => {
+    // Sent without Content-Length (Transfer-Encoding: chunked) and without a Content-Type, a body
+    // is read by none of the framework's parsers: taken as empty, its `{"mode": "dry-run"}` would
+    // have started the policy's enforcing run.
+    const chunked = (chunks: string[]) =>
+      fetch(base(http), {
+        method: 'POST',
+        body: new ReadableStream<Uint8Array>({
+          start(controller) {
+            for (const c of chunks) controller.enqueue(new TextEncoder().encode(c));
+            controller.close();
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit);
+    const asked = await chunked(['{"mode":', ' "dry-run"}']);
+    expect(asked.status).toBe(415);
+    expect(await asked.json()).toEqual({
+      error: 'the request body must be JSON (Content-Type: application/json)',
+    });
+    const big = await chunked(Array.from({ length: 70 }, () => 'x'.repeat(1024)));
+    expect(big.status).toBe(413);
+    expect(emulator.writes()).toEqual([]);
+    // A chunked body with no bytes is no request, as an empty one of any type.
+    const none = await chunked([]);
+    expect(none.status).toBe(200);
+    expect(await none.json()).toMatchObject({ outcome: 'ok', mode: 'enforce' });
+  });
+
   it('answers 500 while another governor holds the lease, even one set to end in year 9999, and writes nothing', async () => {
     const store = createFirestoreStateStore({
       projectId: PROJECT,
