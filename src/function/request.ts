@@ -140,7 +140,9 @@ export function frameworkRefusal(e: unknown): { status: number; reason: string }
  * Express answers 500 and prints the error. Its message may quote the request (V8: "Cannot use
  * 'in' operator to search for 'context' in …", "Cannot create property 'publishTime' on string
  * '…'"; the framework's EventConversionError names the event's type or resource). Told by the
- * first frame of its stack, read after the error's own text (which may hold anything).
+ * first frame of code in its stack, read after the error's own text (which may hold anything): a
+ * built-in the middleware called (V8's `at Function.entries (<anonymous>)`, on a Firebase Auth
+ * event whose `metadata` is null) is passed over for the frame that called it.
  */
 export function failedEventConversion(e: unknown): boolean {
   if (!(e instanceof Error)) return false;
@@ -148,10 +150,18 @@ export function failedEventConversion(e: unknown): boolean {
   // V8 opens the stack with the error's text: its name, then `: message` when it has one.
   const head = e.message === '' ? String(e.name) : `${e.name}: ${e.message}`;
   if (typeof stack !== 'string' || !stack.startsWith(head)) return false;
-  const frame = /^\n\s+at ([^\n]*)/.exec(stack.slice(head.length))?.[1] ?? '';
-  return /[\\/]@google-cloud[\\/]functions-framework[\\/]build[\\/]src[\\/](?:middleware[\\/]|pubsub_middleware\.js)/.test(
-    frame,
-  );
+  // V8 keeps 10 frames (Error.stackTraceLimit); the first line is the empty rest of the head.
+  const [rest, ...lines] = stack.slice(head.length).split('\n', 12);
+  if (rest !== '') return false;
+  for (const line of lines) {
+    const frame = /^\s+at (.*)$/.exec(line)?.[1];
+    if (frame === undefined) return false;
+    if (/^(?:.* )?\((?:<anonymous>|native)\)$/.test(frame)) continue;
+    return /[\\/]@google-cloud[\\/]functions-framework[\\/]build[\\/]src[\\/](?:middleware[\\/]|pubsub_middleware\.js)/.test(
+      frame,
+    );
+  }
+  return false;
 }
 
 /** MAX_BODY_BYTES in base64, which takes 4 characters for every 3 bytes. */

@@ -776,6 +776,16 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
         }),
       ],
       [
+        // The middleware's Object.entries throws, V8's built-in the stack's first frame.
+        'Firebase Auth metadata that is null',
+        json,
+        JSON.stringify({
+          data: { metadata: null, uid: 'SECRET-6' },
+          eventType: 'providers/firebase.auth/eventTypes/user.create',
+          resource: 'projects/SECRET-7',
+        }),
+      ],
+      [
         'a resource of no known form',
         json,
         JSON.stringify({

@@ -224,6 +224,13 @@ describe("failedEventConversion: the framework's event middleware failing on a r
       'legacyPubSubEventMiddleware (C:\\srv\\node_modules\\@google-cloud\\functions-framework\\build\\src\\pubsub_middleware.js:72:5)',
     ]);
     expect(failedEventConversion(legacy)).toBe(true);
+    // A built-in the middleware called threw: V8 lists it first, with no file (Object.entries of
+    // a null `metadata`, in its conversion of a Firebase Auth event).
+    const builtin = withStack(new TypeError('Cannot convert undefined or null to object'), [
+      'Function.entries (<anonymous>)',
+      `backgroundEventToCloudEventMiddleware (${MIDDLEWARE}:146:43)`,
+    ]);
+    expect(failedEventConversion(builtin)).toBe(true);
   });
 
   it('is not an error thrown anywhere else, even one whose message names the middleware', () => {
@@ -237,6 +244,13 @@ describe("failedEventConversion: the framework's event middleware failing on a r
       'sendResponse (/srv/node_modules/@google-cloud/functions-framework/build/src/invoker.js:40:9)',
     ]);
     expect(failedEventConversion(invoker)).toBe(false);
+    // Past a built-in, the first frame of code still decides.
+    const ours = withStack(new TypeError('Cannot convert undefined or null to object'), [
+      'Function.entries (<anonymous>)',
+      'handle (/srv/dist/src/function/handler.js:10:5)',
+      `backgroundEventToCloudEventMiddleware (${MIDDLEWARE}:146:43)`,
+    ]);
+    expect(failedEventConversion(ours)).toBe(false);
     const noStack = new Error('x');
     noStack.stack = undefined;
     expect(failedEventConversion(noStack)).toBe(false);
