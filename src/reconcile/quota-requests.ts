@@ -565,6 +565,33 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     const call: QuotaCall = filing.kind === 'create' ? 'create' : 'update';
     // Google checks a create on its parent, an update on the preference itself.
     const resource = filing.kind === 'create' ? parent : filing.name;
+    /**
+     * Why a create refused as existing (ALREADY_EXISTS) is no lost race, or null when it may be
+     * one. Google refuses a second preference for the same quota and dimensions, and an id
+     * already used under the parent ("There is only one QuotaPreference resource for a quota
+     * value targeting a unique set of dimensions": QuotaPreference,
+     * https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
+     * When the pool's preferences, listed again, are still those the filing was decided on, no
+     * one filed for the pool meanwhile: the id is another preference's (another quota's, or one
+     * without this region), and Cloud Quotas has no call to delete one, so every later run would
+     * lose the same "race". Said as a refusal, run after run, rather than as a race. A listing
+     * that fails says nothing either way: taken as a race, as before.
+     */
+    const idTaken = async (e: ConflictError): Promise<string | null> => {
+      if (filing.kind !== 'create') return null;
+      listed = null;
+      let again: string;
+      try {
+        again = preferencesOfPool(
+          (await list()).filter((p) => p.quotaId === quotaId),
+          rec.region,
+        );
+      } catch {
+        return null;
+      }
+      if (again !== decidedOn) return null;
+      return `its id is taken by another preference (another quota's, or one without a region): Cloud Quotas refused the create as existing, yet the pool's preferences, listed again, are as they were; nothing can be filed under that id (Cloud Quotas cannot delete a preference): file the request by hand (gcloud quotas preferences create), ${errorMessage(e)}`;
+    };
     try {
       const what = { justification, contactEmail: settings.contactEmail ?? '' };
       const view = await bound(
@@ -617,6 +644,17 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
       if (e instanceof ConflictError) {
         // Someone filed or changed this quota's preference between our read and our write.
         withdrawn.push(planned.id);
+        const taken = await idTaken(e);
+        if (taken !== null) {
+          failed(
+            'create',
+            filing.name,
+            new UpstreamError(taken),
+            `${rec.key}: no quota request filed`,
+            true,
+          );
+          continue;
+        }
         log.log(
           'INFO',
           `${rec.key}: no quota request filed: another change won the race (${errorMessage(e)})`,

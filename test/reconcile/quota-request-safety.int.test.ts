@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -654,5 +655,52 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
     expect(r.outcome).toBe('ok');
     expect(degraded(r)?.summary).toContain(`permission cloudquotas.quotas.get denied on ${name}`);
     expect(await tracked()).toMatchObject({ state: 'pending' });
+  });
+});
+
+describe("the governor's preference id taken by another preference", () => {
+  beforeEach(() => setUp());
+
+  it('another writer filed under that id for every region: not a lost race; named as degraded, run after run', async () => {
+    // The id the governor files the hot pool's request under (gpu-governor-REGION-HASH).
+    const quotaId = prefs.quotaIdOf('nvidia-l4', true);
+    const hash = createHash('sha256').update(`${US}/${quotaId}`).digest('hex').slice(0, 8);
+    const id = `gpu-governor-${US}-${hash}`;
+    // Someone filed under that id the quota's preference for every region, which Google denied:
+    // Cloud Quotas has no call to delete a preference, so the id stays taken.
+    const [theirs] = await other.createQuotaPreference({
+      parent: PARENT,
+      quotaPreferenceId: id,
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId,
+        quotaConfig: { preferredValue: '8' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: theirs.name ?? '',
+      decision: 'denied',
+    });
+    const taken = 'its id is taken by another preference';
+    const first = await run();
+    expect(first.outcome).toBe('ok');
+    expect(quotaAlerts(first)).toEqual([]);
+    // Before, the run logged "another change won the race" at INFO and said nothing more: the
+    // pool under pressure never got a request, run after run, and no one was told why.
+    const [failure] = degraded(first)?.details['failures'] as { resource: string; error: string }[];
+    expect(failure?.resource).toBe(`${PARENT}/quotaPreferences/${id}`);
+    expect(failure?.error).toContain(taken);
+    expect(failure?.error).toContain('file the request by hand');
+    expect((await store.listOutbox(P)).entries).toEqual([]);
+    // The next run finds it so again: the condition stays firing, not resolved.
+    emulator.advance(5 * 60_000);
+    const said = () => log.lines.filter((l) => l.message.includes(taken)).length;
+    const before = said();
+    const next = await run();
+    expect(degraded(next)).toBeUndefined();
+    expect(said()).toBeGreaterThan(before);
+    expect(log.lines.some((l) => /governor\.degraded resolved/.test(l.message))).toBe(false);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 });
