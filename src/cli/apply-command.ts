@@ -177,28 +177,27 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
       .join(', ');
     lines.push(`  ${w.pool}: ${dry ? 'to restore' : 'not yet'}: ${names}.`);
     const pool = plan.pools.find((q) => poolKey(q) === w.pool);
+    const held = w.services.filter((s) => !s.deferred);
+    // Not for the room (changed meanwhile, another writer, the deadline, a failure): the
+    // reasons are listed above, with the writes not made. A pool whose maxes from before cannot
+    // all fit its budget still has these to run again for: the quota is not what holds them.
+    const other = held
+      .filter((s) => pool !== undefined && notForRoom.has(serviceKey({ ...pool, name: s.name })))
+      .map((s) => s.name);
     if (overBudget && w.budget !== null) {
       const update = pool ? gcloudUpdate({ ...pool, name: 'S' }) : 'gcloud run services update S';
       lines.push(
         `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (${update} --max N).`,
       );
-    } else {
-      const held = w.services.filter((s) => !s.deferred);
-      const noRoom = held.filter(
-        (s) => !pool || !notForRoom.has(serviceKey({ ...pool, name: s.name })),
+    } else if (held.length > other.length) {
+      lines.push(
+        '    The pool has no room for them yet: run `governor restore` again; each run restores as far as the room allows, until every service is back.',
       );
-      if (noRoom.length > 0)
-        lines.push(
-          '    The pool has no room for them yet: run `governor restore` again; each run restores as far as the room allows, until every service is back.',
-        );
-      // Not for the room (changed meanwhile, another writer, the deadline, a failure): the
-      // reasons are listed above, with the writes not made.
-      const other = held.filter((s) => !noRoom.includes(s)).map((s) => s.name);
-      if (other.length > 0)
-        lines.push(
-          `    ${other.join(', ')}: not written by this run, for the reason given above: run \`governor restore\` again.`,
-        );
     }
+    if (other.length > 0)
+      lines.push(
+        `    ${other.join(', ')}: not written by this run, for the reason given above: run \`governor restore\` again.`,
+      );
   }
   return lines.join('\n');
 }
