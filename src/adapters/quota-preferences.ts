@@ -32,7 +32,7 @@ import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
 import {
-  ConflictError,
+  AlreadyExistsError,
   cutText,
   InputError,
   UnavailableError,
@@ -96,7 +96,7 @@ export function createQuotaPreferenceAdapter(
 
   const fail = (what: string) => (error: unknown) => {
     if (grpcCode(error) === status.ALREADY_EXISTS)
-      throw new ConflictError(`${what} failed: it already exists`, { cause: error });
+      throw new AlreadyExistsError(`${what} failed: it already exists`, { cause: error });
     throw translateGrpcError(error, what);
   };
   // A create or update answered with an error that does not say nothing was filed: UNKNOWN ("errors

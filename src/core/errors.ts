@@ -80,6 +80,13 @@ export function isInputError(e: unknown): e is InputError | UsageError {
 /** The resource changed since it was read (stale etag, ABORTED): re-read and decide again. */
 export class ConflictError extends UpstreamError {}
 
+/**
+ * Refused as existing (ALREADY_EXISTS): a resource of that name, or one it would duplicate, is
+ * there already. A conflict too, but not one that reading again and deciding again always clears:
+ * the name may be another resource's.
+ */
+export class AlreadyExistsError extends ConflictError {}
+
 /** The resource does not exist (NOT_FOUND). */
 export class NotFoundError extends UpstreamError {}
 

@@ -26,6 +26,7 @@ import { preferenceNameFault, preferenceProject, samePreference } from '../core/
 import { alertPoolKey } from '../core/conditions.js';
 import type { RunContext } from '../core/run-alerts.js';
 import {
+  AlreadyExistsError,
   ConflictError,
   cutText,
   InputError,
@@ -567,8 +568,8 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     const resource = filing.kind === 'create' ? parent : filing.name;
     /**
      * Why a create refused as existing (ALREADY_EXISTS) is no lost race, or null when it may be
-     * one. Google refuses a second preference for the same quota and dimensions, and an id
-     * already used under the parent ("There is only one QuotaPreference resource for a quota
+     * one (any other conflict, ABORTED, is one). Google refuses a second preference for the same
+     * quota and dimensions, and an id already used under the parent ("There is only one QuotaPreference resource for a quota
      * value targeting a unique set of dimensions": QuotaPreference,
      * https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
      * When the pool's preferences, listed again, are still those the filing was decided on, no
@@ -578,7 +579,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
      * that fails says nothing either way: taken as a race, as before.
      */
     const idTaken = async (e: ConflictError): Promise<string | null> => {
-      if (filing.kind !== 'create') return null;
+      if (filing.kind !== 'create' || !(e instanceof AlreadyExistsError)) return null;
       listed = null;
       let again: string;
       try {

@@ -661,6 +661,19 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
 describe("the governor's preference id taken by another preference", () => {
   beforeEach(() => setUp());
 
+  it('a create answered ABORTED, the preferences as they were: a lost race still, no refusal', async () => {
+    fault = async (method) => {
+      if (!method.endsWith('/CreateQuotaPreference')) return undefined;
+      fault = null;
+      return new RpcError(status.ABORTED, 'the request was aborted');
+    };
+    const r = await run();
+    expect(r.outcome).toBe('ok');
+    expect(degraded(r)).toBeUndefined();
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(/another change won the race/);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+  });
+
   it('another writer filed under that id for every region: not a lost race; named as degraded, run after run', async () => {
     // The id the governor files the hot pool's request under (gpu-governor-REGION-HASH).
     const quotaId = prefs.quotaIdOf('nvidia-l4', true);
