@@ -587,7 +587,11 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
           (await list()).filter((p) => p.quotaId === quotaId),
           rec.region,
         );
-      } catch {
+      } catch (listing) {
+        log.log(
+          'WARNING',
+          `${rec.key}: the preferences could not be listed again to tell a lost race from an id taken, so taken as a race: ${errorMessage(listing)}`,
+        );
         return null;
       }
       if (again !== decidedOn) return null;

@@ -716,4 +716,39 @@ describe("the governor's preference id taken by another preference", () => {
     expect(log.lines.some((l) => /governor\.degraded resolved/.test(l.message))).toBe(false);
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
+
+  it('the listing again fails: taken as a race, and the failure is logged', async () => {
+    const quotaId = prefs.quotaIdOf('nvidia-l4', true);
+    const hash = createHash('sha256').update(`${US}/${quotaId}`).digest('hex').slice(0, 8);
+    const [theirs] = await other.createQuotaPreference({
+      parent: PARENT,
+      quotaPreferenceId: `gpu-governor-${US}-${hash}`,
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId,
+        quotaConfig: { preferredValue: '8' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: theirs.name ?? '',
+      decision: 'denied',
+    });
+    // The list after the refused create fails: nothing tells a race from a taken id.
+    let created = false;
+    fault = async (method) => {
+      if (method.endsWith('/CreateQuotaPreference')) created = true;
+      else if (created && method.endsWith('/ListQuotaPreferences'))
+        return new RpcError(status.UNAVAILABLE, 'the service is unavailable');
+      return undefined;
+    };
+    const r = await run();
+    expect(r.outcome).toBe('ok');
+    expect(degraded(r)).toBeUndefined();
+    const said = log.lines.map((l) => `${l.severity} ${l.message}`).join('\n');
+    expect(said).toMatch(/another change won the race/);
+    expect(said).toMatch(
+      /WARNING .*could not be listed again to tell a lost race from an id taken/,
+    );
+  });
 });
