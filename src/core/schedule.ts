@@ -93,8 +93,12 @@ export function windowHolds(window: WindowSpec, atMs: number): boolean {
   const local = DateTime.fromMillis(atMs, { zone });
   // Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
   const today = new Date(0).setUTCFullYear(local.year, local.month - 1, local.day);
-  // The window that holds now started today or, if it crosses midnight, yesterday.
-  const candidates = crosses ? [today - DAY_MS, today] : [today];
+  // The window that holds now started today or, if it crosses midnight, yesterday, or the day
+  // before yesterday where the zone skipped the day between: Samoa went from Thursday 29 December
+  // 2011 to Saturday 31, and a Thursday window ending 02:00 ends at Saturday 02:00 (the end moves
+  // forward by the gap), six hours after it started. A window on a skipped day (a non-crossing one
+  // on Friday 30, which was never "today") does not hold; a crossing one's start moves past its end.
+  const candidates = crosses ? [today - 2 * DAY_MS, today - DAY_MS, today] : [today];
   for (const day of candidates) {
     const weekday = WEEKDAYS[(new Date(day).getUTCDay() + 6) % 7];
     if (window.days && weekday && !window.days.includes(weekday)) continue;

@@ -148,6 +148,40 @@ describe('time windows', () => {
     }
   });
 
+  it('a window into a day the zone skipped ends when its end, moved forward by the gap, comes', () => {
+    // Samoa skipped Friday 30 December 2011: Thursday 23:59:59 (UTC-10) was followed by Saturday
+    // 00:00 (UTC+14), at 10:00Z. A Thursday window of 20:00 to 02:00 starts at 06:00Z; its end,
+    // Friday 02:00, does not exist and moves forward by the gap (24 hours) to Saturday 02:00 (12:00Z),
+    // six hours after its start as on any other night. It was cut at the skip, two hours early,
+    // as its start day was looked for only among the local day and the one before.
+    const thursday: WindowSpec = {
+      days: ['thu'],
+      start: '20:00',
+      end: '02:00',
+      timezone: 'Pacific/Apia',
+    };
+    const held: number[] = [];
+    for (let t = at('2011-12-29T00:00:00Z'); t < at('2012-01-01T00:00:00Z'); t += 15 * 60_000) {
+      if (windowHolds(thursday, t)) held.push(t);
+    }
+    expect(held[0]).toBe(at('2011-12-30T06:00:00Z'));
+    expect(held.at(-1)).toBe(at('2011-12-30T11:45:00Z'));
+    expect(held).toHaveLength(6 * 4);
+    // A window whose own day was skipped does not hold: a Friday window never starts.
+    for (const w of [
+      { start: '08:00', end: '20:00' },
+      { start: '20:00', end: '02:00' },
+      { start: '00:00', end: '24:00' },
+    ]) {
+      const friday: WindowSpec = { ...w, days: ['fri'], timezone: 'Pacific/Apia' };
+      for (let t = at('2011-12-29T00:00:00Z'); t < at('2012-01-02T00:00:00Z'); t += 15 * 60_000) {
+        expect(windowHolds(friday, t), `${w.start}-${w.end} ${new Date(t).toISOString()}`).toBe(
+          false,
+        );
+      }
+    }
+  });
+
   it('a window spanning the whole spring-forward night is an hour shorter, and does not crash', () => {
     const w: WindowSpec = { start: '00:00', end: '06:00', timezone: 'Europe/Berlin' };
     let minutes = 0;
@@ -212,7 +246,7 @@ function oracleHolds(w: WindowSpec, t: number): boolean {
   const crosses = e <= s;
   const here = wall(w.timezone, t);
   const today = Date.UTC(here.y, here.mo - 1, here.d);
-  for (const day of crosses ? [today - DAY, today] : [today]) {
+  for (const day of crosses ? [today - 2 * DAY, today - DAY, today] : [today]) {
     const weekday = WEEKDAYS[(new Date(day).getUTCDay() + 6) % 7] as Weekday;
     if (w.days && !w.days.includes(weekday)) continue;
     const from = compatible(w.timezone, day, s);
