@@ -96,7 +96,11 @@ const TimeWindow = z
     end: Clock.describe(
       'Local end time, "HH:MM"; before start means the next day (equal to start is refused).',
     ),
-    timezone: z.string().min(1).default('UTC').describe('IANA time zone (default UTC).'),
+    timezone: z
+      .string()
+      .min(1, 'expected an IANA time zone such as "America/New_York" (leave the key out for UTC)')
+      .default('UTC')
+      .describe('IANA time zone (default UTC).'),
     ...settingFields,
   })
   .describe('While the window holds, its settings override the rule.');

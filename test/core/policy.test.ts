@@ -319,9 +319,9 @@ describe('policy', () => {
     expect(faults).toContain(
       'services[0].schedule[1].end: start and end are both 09:00: a window of no length, or of a whole day? Write 00:00 to 24:00 for whole days, or two windows',
     );
-    // An empty zone is one fault, not two.
+    // An empty zone is one fault, not two, and says what a zone looks like.
     expect(faults.filter((f) => f.startsWith('services[0].schedule[2].timezone'))).toEqual([
-      'services[0].schedule[2].timezone: Too small: expected string to have >=1 characters',
+      'services[0].schedule[2].timezone: expected an IANA time zone such as "America/New_York" (leave the key out for UTC)',
     ]);
   });
 
