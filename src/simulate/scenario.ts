@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { DateTime } from 'luxon';
+import { isValidTimeZone } from '../core/schedule.js';
 import { z } from 'zod';
 import { parseDocument, StringMap, zodFaults } from '../core/document.js';
 import { InputError, UsageError } from '../core/errors.js';
@@ -162,10 +162,9 @@ export const Scenario = z
     start: z.iso.datetime({ offset: true }).default('2026-11-27T00:00:00Z'),
     timezone: z
       .string()
-      .refine(
-        (zone) => DateTime.now().setZone(zone).isValid,
-        'expected an IANA time zone such as "Europe/Paris"',
-      )
+      // The policy's own test of a zone: luxon's `setZone` also takes "local" and "system" (the
+      // machine's zone, so a report changed with TZ) and "UTC+5" (a fixed offset).
+      .refine(isValidTimeZone, 'expected an IANA time zone such as "Europe/Paris"')
       .default('UTC')
       .describe('Time zone the report shows times in.'),
     hours: z.number().positive().max(MAX_SIMULATED_HOURS).default(DEFAULT_SIMULATED_HOURS),

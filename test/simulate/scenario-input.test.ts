@@ -225,3 +225,23 @@ describe('a scenario played for other hours than its own (--hours)', () => {
     );
   });
 });
+
+describe("a scenario's time zone", () => {
+  it("is an IANA name, as a policy window takes one: never the machine's zone nor a fixed offset", () => {
+    // luxon reads "local" and "system" as the machine's zone (TZ), so a report's times changed
+    // with the machine, and "UTC+5" as a fixed offset, which a policy refuses.
+    const services = [
+      { name: 'a', maxInstances: 1, demand: { shape: { kind: 'constant', value: 0 } } },
+    ];
+    for (const timezone of ['local', 'system', 'UTC+5', '+05:00', 'utc-3']) {
+      expect(
+        () => parseScenario({ scenario: 1, hours: 1, quota: 8, timezone, services }),
+        timezone,
+      ).toThrow(/timezone: expected an IANA time zone/);
+    }
+    expect(
+      parseScenario({ scenario: 1, hours: 1, quota: 8, timezone: 'Europe/Paris', services })
+        .timezone,
+    ).toBe('Europe/Paris');
+  });
+});
