@@ -182,6 +182,17 @@ describe('time windows', () => {
     }
   });
 
+  it('reads a zone name whatever its case, and an old name as the zone it links to', () => {
+    const names = ['America/New_York', 'america/new_york', 'AMERICA/NEW_YORK', 'US/Eastern'];
+    for (const timezone of names) expect(isValidTimeZone(timezone), timezone).toBe(true);
+    for (let t = at('2026-03-08T00:00:00Z'); t < at('2026-03-09T00:00:00Z'); t += 15 * 60_000) {
+      const held = names.map((timezone) =>
+        windowHolds({ start: '01:30', end: '03:30', timezone }, t),
+      );
+      expect(new Set(held).size, new Date(t).toISOString()).toBe(1);
+    }
+  });
+
   it('a window spanning the whole spring-forward night is an hour shorter, and does not crash', () => {
     const w: WindowSpec = { start: '00:00', end: '06:00', timezone: 'Europe/Berlin' };
     let minutes = 0;
