@@ -131,6 +131,12 @@ function serviceTimeMs(r: TraceRequest, model: ServiceTimeModel): number {
  * Mean requests in flight per minute, minute 0 starting at the first arrival. The series covers
  * every minute in which an arrival happened (work spilling past the last arrival minute is cut, so
  * the series can be looped).
+ *
+ * A request adds its overlap with its first and its last minute, and a whole minute to each one
+ * between, counted once as a span (a running count of the requests in flight through whole
+ * minutes): the time taken grows with the rows and the minutes, not with how long each request
+ * runs. A walk over every minute of every request cost rows × minutes: a trace of requests of
+ * weeks (a huge token count, a large `decodeMsPerToken`) ran for minutes per service.
  */
 export function concurrencyPerMinute(
   requests: readonly TraceRequest[],
@@ -140,15 +146,28 @@ export function concurrencyPerMinute(
   for (const r of requests) lastMs = Math.max(lastMs, r.atMs);
   const minutes = Math.floor(lastMs / 60_000) + 1;
   const busy = new Array<number>(minutes).fill(0);
+  // +1 where a run of whole minutes in flight starts, −1 after it ends.
+  const whole = new Array<number>(minutes + 1).fill(0);
   for (const r of requests) {
     const start = r.atMs;
-    const end = start + serviceTimeMs(r, model);
-    for (let m = Math.floor(start / 60_000); m < minutes && m * 60_000 < end; m++) {
-      const overlap = Math.min(end, (m + 1) * 60_000) - Math.max(start, m * 60_000);
-      if (overlap > 0) busy[m] = (busy[m] ?? 0) + overlap;
+    const end = Math.min(start + serviceTimeMs(r, model), minutes * 60_000);
+    if (!(end > start)) continue;
+    const first = Math.floor(start / 60_000);
+    const last = Math.ceil(end / 60_000) - 1;
+    if (first === last) {
+      busy[first] = (busy[first] ?? 0) + (end - start);
+      continue;
     }
+    busy[first] = (busy[first] ?? 0) + ((first + 1) * 60_000 - start);
+    busy[last] = (busy[last] ?? 0) + (end - last * 60_000);
+    whole[first + 1] = (whole[first + 1] ?? 0) + 1;
+    whole[last] = (whole[last] ?? 0) - 1;
   }
-  return busy.map((ms) => ms / 60_000);
+  let inFlight = 0;
+  return busy.map((ms, m) => {
+    inFlight += whole[m] ?? 0;
+    return (ms + inFlight * 60_000) / 60_000;
+  });
 }
 
 /** Instances wanted per minute: requests in flight ÷ per-instance concurrency. */

@@ -57,6 +57,65 @@ describe('the trace demand model', () => {
     expect(parseAzureTrace(month)).toHaveLength(2);
   });
 
+  it('counts a request that runs for weeks in time that does not grow with its length', () => {
+    // Before: each request was walked minute by minute over its service time, so a trace of long
+    // requests (a huge token count, or a model's large decodeMsPerToken) cost rows × minutes: 300,000
+    // rows over 30 days took 38 s per service, and a scenario runs it for each service.
+    const header = 'TIMESTAMP,ContextTokens,GeneratedTokens';
+    const rows = Array.from({ length: 200_000 }, (_, i) => {
+      const at = new Date(Date.UTC(2023, 10, 1) + Math.floor(i * 12.96) * 1000);
+      return `${at.toISOString().replace('T', ' ').slice(0, 23)},1,1000000000`;
+    });
+    const requests = parseAzureTrace([header, ...rows].join('\n'));
+    const started = Date.now();
+    const per = concurrencyPerMinute(requests, model);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(per).toHaveLength(30 * 24 * 60);
+    // Every request runs past the last minute: in flight from its arrival on.
+    const lastStart = (per.length - 1) * 60_000;
+    const inLast = requests.reduce(
+      (sum, r) => sum + (r.atMs < lastStart ? 1 : (per.length * 60_000 - r.atMs) / 60_000),
+      0,
+    );
+    expect(per.at(-1)).toBeCloseTo(inLast, 9);
+    expect(per[1]).toBeCloseTo(
+      requests.reduce(
+        (sum, r) => sum + (r.atMs < 60_000 ? 1 : (120_000 - Math.min(r.atMs, 120_000)) / 60_000),
+        0,
+      ),
+      9,
+    );
+  });
+
+  it('gives each minute the sum of the overlaps of the requests with it, however they fall', () => {
+    // The same figures as a walk over every minute of every request, on requests of every length.
+    const reference = (rs: { atMs: number; ms: number }[]): number[] => {
+      const minutes = Math.floor(Math.max(...rs.map((r) => r.atMs)) / 60_000) + 1;
+      const busy = new Array<number>(minutes).fill(0);
+      for (const r of rs) {
+        const end = r.atMs + r.ms;
+        for (let m = Math.floor(r.atMs / 60_000); m < minutes && m * 60_000 < end; m++) {
+          const overlap = Math.min(end, (m + 1) * 60_000) - Math.max(r.atMs, m * 60_000);
+          if (overlap > 0) busy[m] = (busy[m] ?? 0) + overlap;
+        }
+      }
+      return busy.map((ms) => ms / 60_000);
+    };
+    const lengths = [0, 1, 59_999, 60_000, 60_001, 119_999, 120_000, 185_250.5, 10_000_000];
+    const rs = Array.from({ length: 400 }, (_, i) => ({
+      atMs: (i * 7_919_357) % 1_800_000,
+      ms: lengths[i % lengths.length] ?? 0,
+    }));
+    const unit = ServiceTimeModel.parse({
+      overheadMs: 0,
+      prefillMsPerToken: 0,
+      decodeMsPerToken: 0.5,
+      concurrency: 1,
+    });
+    const requests = rs.map((r) => ({ atMs: r.atMs, contextTokens: 0, generatedTokens: r.ms * 2 }));
+    expect(concurrencyPerMinute(requests, unit)).toEqual(reference(rs));
+  });
+
   it('rejects a file that is not an Azure trace, naming the line', () => {
     expect(() => parseAzureTrace('a,b\n1,2')).toThrow(InputError);
     expect(() =>
