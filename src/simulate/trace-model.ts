@@ -51,10 +51,23 @@ export type ServiceTimeModel = z.infer<typeof ServiceTimeModel>;
 
 const DEFAULT_SERVICE_TIME: ServiceTimeModel = ServiceTimeModel.parse({});
 
+/**
+ * A token count of a trace row, or NaN: decimal digits, spaces around them allowed. `Number`
+ * alone reads an empty cell (a row cut short) as 0 and "0x10" as 16.
+ */
+function tokenCount(cell: string): number {
+  const text = cell.trim();
+  return /^\d+(\.\d+)?$/.test(text) ? Number(text) : NaN;
+}
+
 /** Parses an Azure LLM trace CSV (TIMESTAMP, ContextTokens, GeneratedTokens). */
 export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = (lines[0] ?? '').split(',').map((h) => h.trim().toLowerCase());
+  // The non-blank lines, each with its line number in the file (errors name that one).
+  const lines = text
+    .split(/\r?\n/)
+    .map((line, i) => ({ text: line, number: i + 1 }))
+    .filter((l) => l.text.trim() !== '');
+  const header = (lines[0]?.text ?? '').split(',').map((h) => h.trim().toLowerCase());
   const expected = ['timestamp', 'contexttokens', 'generatedtokens'];
   if (expected.some((h, i) => header[i] !== h)) {
     throw new InputError(`${source} is not an Azure LLM trace`, [
@@ -67,15 +80,16 @@ export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] 
   }
   const rows: { ms: number; ctx: number; gen: number }[] = [];
   for (let i = 1; i < lines.length; i++) {
-    const [stamp = '', ctx = '', gen = ''] = (lines[i] ?? '').split(',');
+    const line = lines[i];
+    const [stamp = '', ctx = '', gen = ''] = (line?.text ?? '').split(',');
     const ms = traceArrivalMs(stamp);
-    const c = Number(ctx);
-    const g = Number(gen);
-    if (Number.isNaN(ms) || !Number.isFinite(c) || !Number.isFinite(g) || c < 0 || g < 0) {
+    const c = tokenCount(ctx);
+    const g = tokenCount(gen);
+    if (Number.isNaN(ms) || !Number.isFinite(c) || !Number.isFinite(g)) {
       throw new InputError(`${source} has a bad row`, [
         {
-          path: `line ${i + 1}`,
-          message: 'expected a TIMESTAMP and two token counts of 0 or more',
+          path: `line ${line?.number ?? i + 1}`,
+          message: 'expected a TIMESTAMP and two token counts of 0 or more, in decimal',
         },
       ]);
     }

@@ -123,6 +123,32 @@ describe('the trace demand model', () => {
     ).toThrow(/line 2/);
   });
 
+  it('refuses a row whose token counts are missing or not decimal, naming its line', () => {
+    // Before: Number('') is 0 and Number('0x10') 16, so a row cut short played as a request of
+    // no tokens and a hexadecimal count as another number, without a word.
+    const header = 'TIMESTAMP,ContextTokens,GeneratedTokens';
+    const good = '2023-11-16 18:17:03.9799600,4808,10';
+    for (const row of [
+      '2023-11-16 18:17:04.0319600,,',
+      '2023-11-16 18:17:04.0319600',
+      '2023-11-16 18:17:04.0319600,3180, ',
+      '2023-11-16 18:17:04.0319600,0x10,8',
+      '2023-11-16 18:17:04.0319600,3180,1e3',
+    ]) {
+      expect(() => parseAzureTrace([header, good, row].join('\n'), 'trace t.csv'), row).toThrow(
+        /^trace t\.csv has a bad row:\n {2}- line 3: expected a TIMESTAMP and two token counts of 0 or more, in decimal$/,
+      );
+    }
+    // The line is the file's, blank lines counted.
+    expect(() => parseAzureTrace(`${header}\n\n${good}\n\n,1,2`, 'trace t.csv')).toThrow(/line 5:/);
+    // Spaces around a count, a CRLF line end and a byte order mark are still read.
+    const read = parseAzureTrace(`\ufeff${header}\r\n${good}\r\n2023-11-16 18:17:05, 7 ,2.5\r\n`);
+    expect(read.map((r) => [r.contextTokens, r.generatedTokens])).toEqual([
+      [4808, 10],
+      [7, 2.5],
+    ]);
+  });
+
   it('reads the shipped traces: an hour each, bursty', async () => {
     for (const file of ['azure-llm-2023-conv.csv', 'azure-llm-2023-code.csv']) {
       const per = instancesPerMinute(await readAzureTrace(TRACE_DIR, file));
