@@ -430,6 +430,15 @@ export const FleetWorkerPool = z.strictObject({
 });
 export type FleetWorkerPool = z.infer<typeof FleetWorkerPool>;
 
+/**
+ * The most executions a job of a fleet may list: as many as Cloud Run shows the details of ("the
+ * most recent 1,000 executions of a job", https://cloud.google.com/run/docs/execute/jobs; those
+ * of the last seven days too, which a fleet has no need to list). The model steps every execution
+ * every minute, so a job of 300,000 took as long as as many services, and overflowed the stack
+ * before the first minute.
+ */
+export const MAX_JOB_EXECUTIONS = 1000;
+
 const FleetJobExecution = z
   .strictObject({
     startMinute: z
@@ -452,7 +461,13 @@ export const FleetJob = z.strictObject({
   parallelism: Count.max(10_000)
     .default(0)
     .describe('Tasks run at once (0: as many as possible, i.e. taskCount).'),
-  executions: z.array(FleetJobExecution).default([]),
+  executions: z
+    .array(FleetJobExecution)
+    .max(
+      MAX_JOB_EXECUTIONS,
+      `expected at most ${MAX_JOB_EXECUTIONS} executions (the model steps each every minute)`,
+    )
+    .default([]),
 });
 export type FleetJob = z.infer<typeof FleetJob>;
 

@@ -112,6 +112,7 @@ function checkSimulationSize(
   minutes: number,
   warmupMinutes = 0,
   advise: (hours: number) => string | null = (hours) => `simulate at most ${hours} h of this fleet`,
+  what = 'services, worker pools and jobs',
 ): void {
   if (units * minutes <= MAX_SIMULATED_SERVICE_MINUTES) return;
   const fit = Math.floor(MAX_SIMULATED_SERVICE_MINUTES / Math.max(1, units)) - warmupMinutes;
@@ -119,7 +120,7 @@ function checkSimulationSize(
   const hours = fit >= 60 ? Math.floor(fit / 60) : Math.floor(fit / 6) / 10;
   const advice = hours > 0 ? advise(hours) : null;
   throw new InputError(
-    `${label}: ${units} services, worker pools and jobs over ${minutes} minutes (warm-up included) are ${units * minutes} service-minutes; a simulation plays at most ${MAX_SIMULATED_SERVICE_MINUTES}: ${advice === null ? 'simulate fewer services' : `${advice}, or fewer services`}`,
+    `${label}: ${units} ${what} over ${minutes} minutes (warm-up included) are ${units * minutes} service-minutes; a simulation plays at most ${MAX_SIMULATED_SERVICE_MINUTES}: ${advice === null ? 'simulate fewer services' : `${advice}, or fewer services`}`,
     [],
   );
 }
@@ -134,15 +135,18 @@ export function checkInputSize(
   advise?: (hours: number) => string | null,
 ): void {
   const { fleet } = input;
+  // The model steps each execution of a job every minute, as it steps a service.
+  const jobs = fleet.projects.flatMap((p) => p.jobs);
+  const executions = jobs.reduce((n, j) => n + Math.max(1, j.executions.length), 0);
   checkSimulationSize(
     input.label,
-    fleet.projects.reduce(
-      (n, p) => n + p.services.length + p.workerPools.length + p.jobs.length,
-      0,
-    ),
+    fleet.projects.reduce((n, p) => n + p.services.length + p.workerPools.length, 0) + executions,
     fleet.warmupMinutes + Math.max(1, Math.round(hours * 60)),
     fleet.warmupMinutes,
     advise,
+    executions > jobs.length
+      ? 'services, worker pools and job executions'
+      : 'services, worker pools and jobs',
   );
 }
 

@@ -6,7 +6,14 @@ import { InputError, UsageError } from '../../src/core/errors.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { demandTable } from '../../src/simulate/context.js';
 import { MAX_QUOTA_GPUS } from '../../src/core/pool.js';
-import { buildScenario, loadSimulationInput, parseScenario } from '../../src/simulate/scenario.js';
+import {
+  buildScenario,
+  checkInputSize,
+  loadSimulationInput,
+  parseScenario,
+  type SimulationInput,
+} from '../../src/simulate/scenario.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
 
 /**
  * `--fleet` as an outsider writes it: every fault in a scenario or fleet file is bad input (an
@@ -243,5 +250,67 @@ describe("a scenario's time zone", () => {
       parseScenario({ scenario: 1, hours: 1, quota: 8, timezone: 'Europe/Paris', services })
         .timezone,
     ).toBe('Europe/Paris');
+  });
+});
+
+describe('a fleet whose jobs have many executions', () => {
+  /** A fleet of one GPU service and one GPU job of `executions` executions of one task. */
+  const jobFleet = (executions: number) =>
+    validateFleet({
+      version: 1,
+      projects: [
+        {
+          id: 'sim-project',
+          pools: [{ region: 'us-central1', quota: 10 }],
+          services: [
+            {
+              name: 'a',
+              region: 'us-central1',
+              gpu: { accelerator: 'nvidia-l4' },
+              maxInstances: 1,
+              demand: 1,
+            },
+          ],
+          jobs: [
+            {
+              name: 'j',
+              region: 'us-central1',
+              gpu: { accelerator: 'nvidia-l4' },
+              executions: Array.from({ length: executions }, (_, i) => ({
+                startMinute: -(i % 600),
+                taskMinutes: 1,
+              })),
+            },
+          ],
+        },
+      ],
+    });
+  const input = (executions: number): SimulationInput => ({
+    label: 'jobs.yaml',
+    fleet: jobFleet(executions),
+    traces: new Map(),
+    hours: null,
+  });
+
+  it('is sized by its executions: each is stepped every minute', () => {
+    // Before: a job counted once however many executions it had, so a day of a job of 1,000
+    // ran as long as a day of 1,000 services would, over the most a simulation plays, unrefused.
+    expect(() => checkInputSize(input(1_000), 24)).toThrow(
+      new InputError(
+        'jobs.yaml: 1001 services, worker pools and job executions over 1500 minutes (warm-up included) are 1501500 service-minutes; a simulation plays at most 1008000: simulate at most 15 h of this fleet, or fewer services',
+        [],
+      ),
+    );
+    // A job of a few executions fits as a job did.
+    expect(() => checkInputSize(input(3), 24)).not.toThrow();
+  });
+
+  it('lists at most 1,000 executions of a job, as Cloud Run shows', () => {
+    // Before: 200,000 were read, and the model's constructor overflowed the stack ("unexpected
+    // failure: Maximum call stack size exceeded").
+    expect(() => jobFleet(1_001)).toThrow(
+      /projects\[0\]\.jobs\[0\]\.executions: expected at most 1000 executions \(the model steps each every minute\)/,
+    );
+    expect(jobFleet(1_000).projects[0]?.jobs[0]?.executions).toHaveLength(1_000);
   });
 });
