@@ -380,15 +380,17 @@ export function duplicateKey(text: string): { key: string; offset: number } | nu
 export const MAX_POLICY_BYTES = 4 << 20;
 
 /**
- * The longest document meant to be JSON that is read as YAML when JSON.parse refuses it (a
- * policy written in YAML's flow style, `{version: 1, projects: [p]}`): no longer than a policy
- * may be.
+ * The longest text read by the YAML parser, a document written in YAML or one meant to be JSON
+ * that JSON.parse refused (a policy written in YAML's flow style, `{version: 1, projects: [p]}`):
+ * no longer than a policy may be. The parser takes about 200 bytes of memory for each character
+ * it reads: a fleet file of 8 MB took 20 s and 1.7 GB, one of 60 MB (under the 64 MiB a fleet or
+ * a snapshot may have) exhausted the heap after 4 minutes. JSON.parse reads larger ones.
  */
-const MAX_YAML_FALLBACK_CHARS = MAX_POLICY_BYTES;
+const MAX_YAML_CHARS = MAX_POLICY_BYTES;
 
 /**
  * A document expected to be JSON, read by `JSON.parse`; undefined when it is not JSON (then it
- * is read as YAML, which reports where it fails, up to {@link MAX_YAML_FALLBACK_CHARS}). The YAML
+ * is read as YAML, which reports where it fails, up to {@link MAX_YAML_CHARS}). The YAML
  * parser builds a syntax tree of every token first: a 17 MB snapshot took 11.5 s and 1.3 GB to
  * read that way and 0.25 s and 0.1 GB this way, and a snapshot near the 64 MiB limit ran out of
  * memory.
@@ -425,8 +427,14 @@ export function parseDocument(text: string, what: string): unknown {
     // Past a policy's size, a document meant to be JSON is a snapshot or a state file: one that
     // JSON.parse refused (cut short, a trailing comma) is told so rather than handed to the YAML
     // parser, which took 143 s and 4.3 GB to refuse a 60 MB snapshot cut short.
-    if (format === 'JSON' && text.length > MAX_YAML_FALLBACK_CHARS)
+    if (format === 'JSON' && text.length > MAX_YAML_CHARS)
       throw new InputError(`${what} is not valid JSON`, [syntaxFault(text, undefined, format)]);
+    if (text.length > MAX_YAML_CHARS) {
+      throw new InputError(
+        `${what} is too large for YAML: ${text.length} characters, over the ${MAX_YAML_CHARS >> 20} MiB read as YAML (its parser takes about 200 bytes of memory for each); write it as JSON`,
+        [],
+      );
+    }
     try {
       value = parseYaml(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
     } catch (e) {

@@ -3,6 +3,7 @@ import {
   duplicateKey,
   expectedFormat,
   jsonErrorText,
+  MAX_POLICY_BYTES,
   parseDocument,
 } from '../../src/core/document.js';
 import { parsePolicyText } from '../../src/core/policy.js';
@@ -281,4 +282,21 @@ describe('reading a document', () => {
     });
     // Seconds for 14 MB, more on a loaded machine: a guard against a hang (see the test above).
   }, 90_000);
+
+  it('refuses a YAML document over 4 MiB, before the YAML parser, and reads it written as JSON', () => {
+    // The YAML parser takes about 200 bytes of memory for each byte it reads: a fleet file of 8 MB
+    // took 20 s and 1.7 GB, one of 60 MB (under the 64 MiB a fleet may have) exhausted the heap
+    // after 4 minutes and failed the process with V8's own trace.
+    const big = `a: ${'x'.repeat(MAX_POLICY_BYTES)}\n`;
+    const e = caught(() => parseDocument(big, 'fleet f.yaml'));
+    expect(e.message).toBe(
+      `fleet f.yaml is too large for YAML: ${big.length} characters, over the 4 MiB read as YAML (its parser takes about 200 bytes of memory for each); write it as JSON`,
+    );
+    // The same document as JSON is read.
+    expect(
+      parseDocument(JSON.stringify({ a: 'x'.repeat(MAX_POLICY_BYTES) }), 'fleet f.json'),
+    ).toEqual({
+      a: 'x'.repeat(MAX_POLICY_BYTES),
+    });
+  });
 });
