@@ -213,7 +213,15 @@ export const Scenario = z
     startupSeconds: z.number().min(0).max(MAX_STARTUP_SECONDS).default(35),
     idleMinutes: z.number().int().min(0).max(60).default(2),
     warmupMinutes: z.number().int().min(0).max(1440).default(60),
-    seed: z.number().int().default(1),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(1)
+      .describe(
+        "Seed of the synthetic demand, 0 to 4294967295: the generator keeps 32 bits, so a larger one would play a smaller one's series.",
+      ),
     services: z.array(ScenarioService).min(1),
   })
   .refine((s) => (s.quota === undefined) !== (s.quotaFactor === undefined), {

@@ -47,6 +47,35 @@ describe('a scenario file with a fault', () => {
     expect(error.faults.map((f) => f.path)).toEqual(['accelerator']);
   });
 
+  it('names a seed past 32 bits: it would play the series of another seed', async () => {
+    // Before: the generator keeps a seed's low 32 bits, so seed 4294967297 played seed 1's
+    // series, and seed -1 seed 4294967295's, without a word.
+    for (const seed of ['4294967296', '4294967297', '-1']) {
+      const error = await fault(file(`${HEAD}quota: 4\nseed: ${seed}\n${ONE}`));
+      expect(error.faults.map((f) => f.path)).toEqual(['seed']);
+    }
+    const at = (seed: number) =>
+      buildScenario(
+        parseScenario({
+          scenario: 1,
+          quota: 4,
+          hours: 1,
+          seed,
+          services: [
+            {
+              name: 'a',
+              maxInstances: 2,
+              demand: { shape: { kind: 'constant', value: 1 }, noise: 0.5 },
+            },
+          ],
+        }),
+        dir,
+      );
+    // The largest is read, and plays a series of its own.
+    const [low, high] = await Promise.all([at(0), at(4294967295)]);
+    expect(high.traces.get('sim:a')).not.toEqual(low.traces.get('sim:a'));
+  });
+
   it('names a service listed twice', async () => {
     const svc = '{name: a, maxInstances: 2, demand: {shape: {kind: constant, value: 1}}}';
     const error = await fault(file(`${HEAD}quota: 4\nservices: [${svc}, ${svc}]\n`));
