@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { isValidTimeZone } from '../core/schedule.js';
 import { z } from 'zod';
-import { parseDocument, StringMap, zodFaults } from '../core/document.js';
+import { parseDocument, zodFaults } from '../core/document.js';
 import { InputError, UsageError } from '../core/errors.js';
 import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
 import { DEFAULT_ACCELERATOR, MAX_QUOTA_GPUS } from '../core/pool.js';
@@ -9,6 +9,7 @@ import { MAX_ADVANCE_SERVICE_MINUTES } from '../emulator/control.js';
 import {
   Accelerator,
   FleetError,
+  Labels,
   loadTraces,
   MAX_INSTANCES_WANTED,
   MAX_STARTUP_SECONDS,
@@ -75,7 +76,7 @@ const ScenarioDemand = z
 
 const ScenarioService = z.strictObject({
   name: z.string().regex(/^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/, 'expected a Cloud Run name'),
-  labels: StringMap.default({}),
+  labels: Labels.default({}),
   gpus: z.number().int().min(1).max(8).default(1).describe('GPUs per instance.'),
   maxInstances: z.number().int().min(1).max(1000).describe("Today's static max instances."),
   minInstances: z.number().int().min(0).max(1000).default(0),
