@@ -371,6 +371,14 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     let everyRegion: QuotaPreferenceView | undefined;
     let bearing: ListedPreference | undefined;
     let decidedOn = '';
+    /** The pool's preferences of this quota, listed afresh, in the form `decidedOn` has. */
+    const poolPreferencesNow = async (): Promise<string> => {
+      listed = null;
+      return preferencesOfPool(
+        (await list()).filter((p) => p.quotaId === quotaId),
+        rec.region,
+      );
+    };
     try {
       const ofQuota = (await list()).filter((p) => p.quotaId === quotaId);
       decidedOn = preferencesOfPool(ofQuota, rec.region);
@@ -516,13 +524,9 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     // preference for every region filed meanwhile would be doubled, and a quota raised meanwhile
     // would turn the request into a decrease. The next run decides, and asks, again.
     if (input.confirm) {
-      listed = null;
       let now: string;
       try {
-        now = preferencesOfPool(
-          (await list()).filter((p) => p.quotaId === quotaId),
-          rec.region,
-        );
+        now = await poolPreferencesNow();
       } catch (e) {
         failed(
           'list',
@@ -580,13 +584,9 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
      */
     const idTaken = async (e: ConflictError): Promise<string | null> => {
       if (filing.kind !== 'create' || !(e instanceof AlreadyExistsError)) return null;
-      listed = null;
       let again: string;
       try {
-        again = preferencesOfPool(
-          (await list()).filter((p) => p.quotaId === quotaId),
-          rec.region,
-        );
+        again = await poolPreferencesNow();
       } catch (listing) {
         log.log(
           'WARNING',

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import { emulator, inProcess, POLL, PROJECT, QUOTA, unlock, type Exit } from './crash-runs.js';
+import { OVER_COMMITTED_ORIGINAL_MAX } from '../support/fixtures.js';
 
 /**
  * `governor restore` killed half way (SIGKILL: no finally, the lease left held), then run again
@@ -18,17 +19,6 @@ import { emulator, inProcess, POLL, PROJECT, QUOTA, unlock, type Exit } from './
  * raises hi-* to their minimum 2. Restore lowers hi-* back to 1 and raises the idle ones back
  * toward 3, 3, 2, 2 as far as the pool has room.
  */
-
-const ORIGINAL: Record<string, string> = {
-  'idle-0': '3',
-  'idle-1': '3',
-  'idle-2': '2',
-  'idle-3': '2',
-  'hi-0': '1',
-  'hi-1': '1',
-  'hi-2': '1',
-  'hi-3': '1',
-};
 
 const caps = (em: RunningEmulator) =>
   Object.fromEntries(em.state().services.map((s) => [s.name, s.maxInstances]));
@@ -95,7 +85,7 @@ async function governed(dir: string, name: string) {
     stateDir,
   ]);
   expect(applied.code, applied.stderr).toBe(0);
-  expect(originals(em)).toEqual(ORIGINAL);
+  expect(originals(em)).toEqual(OVER_COMMITTED_ORIGINAL_MAX);
   return { em, stateDir, policyFile, applied: em.writes().length };
 }
 
@@ -142,7 +132,7 @@ describe('crash: governor restore killed half way, then run again', () => {
           ]);
           expect(again.code, `${where}: ${again.stderr}`).toBe(0);
           expect(caps(em), where).toEqual(expected);
-          expect(originals(em), where).toEqual(ORIGINAL);
+          expect(originals(em), where).toEqual(OVER_COMMITTED_ORIGINAL_MAX);
           for (const total of totals(em)) expect(total, where).toBeLessThanOrEqual(QUOTA);
           const before = em.writes().length;
           const third = await inProcess(em, [

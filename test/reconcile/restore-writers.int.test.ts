@@ -6,7 +6,11 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import type { ReconcileOptions, RunReport } from '../../src/reconcile/reconcile.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { overCommittedFleet, QUICK_POLL_MS } from '../support/fixtures.js';
+import {
+  OVER_COMMITTED_ORIGINAL_MAX,
+  overCommittedFleet,
+  QUICK_POLL_MS,
+} from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
@@ -79,17 +83,6 @@ const originals = () =>
   Object.fromEntries(
     emulator.state().services.map((s) => [s.name, s.annotations['gpu-governor.dev/original-max']]),
   );
-/** Each service's max before the governor, as `apply` found it. */
-const ORIGINAL = {
-  'idle-0': '3',
-  'idle-1': '3',
-  'idle-2': '2',
-  'idle-3': '2',
-  'hi-0': '1',
-  'hi-1': '1',
-  'hi-2': '1',
-  'hi-3': '1',
-};
 
 describe('restore and another writer', () => {
   it('the quota cut while its prompt waits: decreases made, raises only within the new quota', async () => {
@@ -119,7 +112,7 @@ describe('restore and another writer', () => {
       'idle-2',
       'idle-3',
     ]);
-    expect(originals()).toEqual(ORIGINAL);
+    expect(originals()).toEqual(OVER_COMMITTED_ORIGINAL_MAX);
   });
 
   it('a service changed between its read and its write (stale etag): not written, said, and the next restore finishes', async () => {
@@ -156,7 +149,7 @@ describe('restore and another writer', () => {
     expect(again.outcome).toBe('ok');
     expect(caps()).toMatchObject({ 'hi-0': 1, 'hi-1': 1, 'hi-2': 1, 'hi-3': 1 });
     expect(held()).toBe(QUOTA);
-    expect(originals()).toEqual(ORIGINAL);
+    expect(originals()).toEqual(OVER_COMMITTED_ORIGINAL_MAX);
     // The user's annotation kept beside the governor's.
     expect(emulator.state().services.find((s) => s.name === 'hi-0')?.annotations['owner']).toBe(
       'team-b',

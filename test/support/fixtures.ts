@@ -308,6 +308,17 @@ export function onePoolFleet(
  * (`idle-0` … `idle-3`) that can come down to 1, and four (`hi-0` … `hi-3`) capped at 1 that a
  * policy can raise. An emulator fleet file's content.
  */
+const OVER_COMMITTED_IDLE_MAX = [3, 3, 2, 2];
+
+/**
+ * The max of each service of {@link overCommittedFleet} as the fleet starts (before any governor),
+ * as the `gpu-governor.dev/original-max` annotation keeps it.
+ */
+export const OVER_COMMITTED_ORIGINAL_MAX: Record<string, string> = Object.fromEntries([
+  ...OVER_COMMITTED_IDLE_MAX.map((max, i) => [`idle-${i}`, String(max)]),
+  ...[0, 1, 2, 3].map((i) => [`hi-${i}`, '1']),
+]);
+
 export function overCommittedFleet(project: string, region: string, quota: number) {
   return {
     start: '2026-11-27T12:00:00Z',
@@ -318,7 +329,7 @@ export function overCommittedFleet(project: string, region: string, quota: numbe
         id: project,
         pools: [{ region, quota }],
         services: [
-          ...[3, 3, 2, 2].map((max, i) => ({
+          ...OVER_COMMITTED_IDLE_MAX.map((max, i) => ({
             name: `idle-${i}`,
             region,
             gpu: {},
