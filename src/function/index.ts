@@ -155,7 +155,7 @@ function serve(
 
 /**
  * The bytes of a body none of the framework's parsers read, counted up to one past MAX_BODY_BYTES
- * and not kept. Its parsers read a body by its Content-Type, the last of them of any type, which
+ * and not kept. Its parsers read a body by its Content-Type, the last of them of every type, which
  * a request with no Content-Type, or one that does not parse, does not have (its server.js, the
  * raw parser; type-is); such a body sent with Content-Length is measured by it, but one sent chunked
  * (Transfer-Encoding, no Content-Length) has no other measure: taken as empty, it would be a run

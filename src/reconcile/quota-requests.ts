@@ -572,7 +572,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     const resource = filing.kind === 'create' ? parent : filing.name;
     /**
      * Why a create refused as existing (ALREADY_EXISTS) is no lost race, or null when it may be
-     * one (any other conflict, ABORTED, is one). Google refuses a second preference for the same
+     * one (every other conflict, ABORTED, is one). Google refuses a second preference for the same
      * quota and dimensions, and an id already used under the parent ("There is only one QuotaPreference resource for a quota
      * value targeting a unique set of dimensions": QuotaPreference,
      * https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
