@@ -158,25 +158,24 @@ export function elapsedClock(elapsed?: () => number, wall?: () => number): () =>
 }
 
 /**
- * A pacer on the time elapsed (see {@link elapsedClock}: `elapsed`, else `wall`, else
- * performance.now()). Every `notAfter` given to it is a time of that same clock, read on it.
+ * A pacer on the time elapsed, `clock` (see {@link elapsedClock}; default performance.now(); a
+ * virtual world's one clock, which its `sleep` moves, in tests and the simulator). Every
+ * `notAfter` given to it is a time of that same clock, read on it.
  */
 export function createPacer(
   perMinute: number,
-  wall?: () => number,
+  clock: () => number = () => performance.now(),
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
-  elapsed?: () => number,
 ): Pacer {
   const budget = Math.max(1, Math.floor(perMinute));
-  const read = elapsed ?? wall ?? (() => performance.now());
-  const now = elapsedClock(read);
+  const now = elapsedClock(clock);
   /**
    * A time of the clock given (`notAfter`: the run deadline) on the pacer's, from `t`, the
    * pacer's time now: as far after `t` as it is after the clock's reading now. The same unless
    * that clock went back, as a virtual world's one clock may (the run's own never does:
    * reconcile/run.ts).
    */
-  const onClock = (at: number, t: number): number => t + (at - read());
+  const onClock = (at: number, t: number): number => t + (at - clock());
   /** Per key, the slots handed out and the starts counted, in time order (a minute old: dropped). */
   const entries = new Map<string, Entry[]>();
   const entriesOf = (key: string, t: number): Entry[] => {
@@ -243,7 +242,7 @@ export function createPacer(
     notAfter: number,
   ): Promise<{ value: T } | 'late' | 'again'> =>
     place(async () => {
-      if (read() > notAfter) {
+      if (clock() > notAfter) {
         release(key, slotAt);
         return 'late' as const;
       }

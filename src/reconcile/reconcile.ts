@@ -363,7 +363,7 @@ async function act(
     // a revision observation read is not read again.
     run: withUnsetMax(deps.ports.run, (id) => quotaInPlan(plan, id), run.revisions),
     // Paced on the time elapsed, as the deadline given to each write is counted.
-    pacer: createPacer(policy.limits.writesPerMinute, deps.wallClock, deps.sleep, run.elapsed),
+    pacer: createPacer(policy.limits.writesPerMinute, run.elapsed, deps.sleep),
     log: deps.log,
     nowIso: run.ctx.at,
     deadline: run.deadline,

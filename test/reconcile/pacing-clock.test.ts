@@ -74,8 +74,8 @@ describe('the pacer under a clock that steps back', () => {
 });
 
 /**
- * The pacer on a wall clock that jumps forward (an NTP step, a virtual machine resumed) while the
- * time elapsed does not: the calls it counted are as old as the time elapsed since, not as the
+ * The pacer, given the time elapsed, beside a run's wall clock that jumps (an NTP step, a virtual
+ * machine resumed) while the time elapsed does not: the calls it counted are as old as the time elapsed since, not as the
  * wall clock says, so no real 60 s holds more than `perMinute` starts; the deadline (`notAfter`)
  * is a time elapsed too, which no jump of the wall clock moves.
  */
@@ -98,7 +98,7 @@ describe('the pacer under a wall clock that jumps', () => {
   for (const jump of [45_000, 600_000, -3_600_000]) {
     it(`by ${jump / 1000} s in the middle of a burst: no real 60 s holds more than perMinute starts`, async () => {
       const clock = jumpingClock();
-      const pacer = createPacer(4, clock.wall, clock.sleep, clock.elapsed);
+      const pacer = createPacer(4, clock.elapsed, clock.sleep);
       const starts: number[] = [];
       const made = await Promise.all(
         Array.from({ length: 12 }, () =>
@@ -123,7 +123,7 @@ describe('the pacer under a wall clock that jumps', () => {
   for (const jump of [45_000, 600_000])
     it(`by ${jump / 1000} s between two calls: the calls after it wait for the minute`, async () => {
       const clock = jumpingClock();
-      const pacer = createPacer(2, clock.wall, clock.sleep, clock.elapsed);
+      const pacer = createPacer(2, clock.elapsed, clock.sleep);
       const starts: number[] = [];
       const call = () =>
         pacer.run('p/r', anyPlace, async () => starts.push(clock.elapsed()), Infinity);
@@ -136,7 +136,7 @@ describe('the pacer under a wall clock that jumps', () => {
 
   it('a jump forward does not bring the deadline nearer: the calls after it start up to it', async () => {
     const clock = jumpingClock();
-    const pacer = createPacer(2, clock.wall, clock.sleep, clock.elapsed);
+    const pacer = createPacer(2, clock.elapsed, clock.sleep);
     const notAfter = clock.elapsed() + 120_000;
     const starts: number[] = [];
     const call = () =>
@@ -153,7 +153,7 @@ describe('the pacer under a wall clock that jumps', () => {
 
   it('a slot past the deadline is not waited for, whatever the wall clock reads', async () => {
     const clock = jumpingClock();
-    const pacer = createPacer(2, clock.wall, clock.sleep, clock.elapsed);
+    const pacer = createPacer(2, clock.elapsed, clock.sleep);
     const notAfter = clock.elapsed() + 45_000;
     await pacer.run('p/r', anyPlace, async () => {}, notAfter);
     await pacer.run('p/r', anyPlace, async () => {}, notAfter);
