@@ -616,7 +616,8 @@ export class EmulatorControl {
               .join(', ') || 'none'
           })`,
         );
-      if ('refused' in deletion) throw new ControlError(`edit: ${deletion.refused}`);
+      if ('refused' in deletion)
+        throw new ControlError(`edit: FAILED_PRECONDITION: ${deletion.refused}`);
     }
     // An automatically scaled service runs "between min and max instances", and Cloud Run refuses
     // a max below the min ("max_instance_count: must be greater or equal than

@@ -595,7 +595,8 @@ function initialRevisions(
 }
 
 /**
- * Whether Cloud Run would delete revision `index` of `s`, or why not. "Only retired revisions can
+ * Whether Cloud Run would delete revision `index` of `s`, or why not (the words of its
+ * FAILED_PRECONDITION). "Only retired revisions can
  * be deleted" (DeleteRevisionRequest, google/cloud/run/v2/revision.proto); Cloud Run refuses one
  * that "can receive traffic" (a share of the split, or a tag, whose URL reaches it), "is the
  * only revision of the service" or "is the latest revision of the service" (Manage revisions,
@@ -606,14 +607,14 @@ function initialRevisions(
 function deleteRefusal(s: ServiceState, index: number): string | undefined {
   const name = nameOf(s, index);
   const serving = (reason: string) =>
-    `FAILED_PRECONDITION: Revision "${name}" cannot be directly deleted because it is actively serving. (${reason}: only retired revisions can be deleted)`;
+    `Revision "${name}" cannot be directly deleted because it is actively serving. (${reason}: only retired revisions can be deleted)`;
   if (index === s.revisionIndex) return serving('it takes the traffic');
   if (s.split !== null && s.split.index === index)
     return serving(`it keeps ${s.split.percent}% of the traffic`);
   if (s.tagged !== null && s.tagged.index === index)
     return serving(`it has the tag ${s.tagged.tag}, whose URL reaches it`);
   if (index === s.latestIndex)
-    return `FAILED_PRECONDITION: Revision "${name}" cannot be deleted: it is the latest revision of the service (only retired revisions can be deleted)`;
+    return `Revision "${name}" cannot be deleted: it is the latest revision of the service (only retired revisions can be deleted)`;
   return undefined;
 }
 

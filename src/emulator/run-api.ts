@@ -512,11 +512,7 @@ function deleteRevision(ctx: EmulatorContext, request: Message): Message {
   if (!s || !found || !deletion || 'missing' in deletion) throw missing();
   const resource = revisionResource(s, found);
   checkRevisionEtag(request, resource, name);
-  if ('refused' in deletion)
-    throw new RpcError(
-      status.FAILED_PRECONDITION,
-      deletion.refused.replace(/^FAILED_PRECONDITION: /, ''),
-    );
+  if ('refused' in deletion) throw new RpcError(status.FAILED_PRECONDITION, deletion.refused);
   const op = `projects/${project}/locations/${region}/operations/${randomUUID()}`;
   const packed = packRevision(resource);
   if (bool(request, 'validate_only'))
