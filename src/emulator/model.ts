@@ -1088,7 +1088,7 @@ export class FleetModel {
             minInstances: fromTemplate ? s.revisionMinInstances : 0,
             failed: false,
             // Older than the serving one: made no later than the service; else made now.
-            madeAt: before === undefined ? this.nowMs : s.createTime,
+            madeAt: fromTemplate ? this.nowMs : s.createTime,
             ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
           },
           ...s.revisions,

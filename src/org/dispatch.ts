@@ -6,7 +6,7 @@ import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore, WorkPublisher } from '../ports/index.js';
 import { plural } from '../core/text.js';
 import { beforeDeadline } from '../reconcile/act.js';
-import { elapsedClock } from '../reconcile/pacing.js';
+import { elapsedClock } from '../reconcile/elapsed.js';
 import { discoverProjects, type Discovered } from './discover.js';
 
 /**
@@ -49,7 +49,7 @@ export async function dispatch(
     clock?: () => number;
     /**
      * The time elapsed (ms from any origin), on which `searchDeadline` and `sendDeadline` are
-     * read (reconcile/pacing.ts, elapsedClock): the function's timeout counts in real time, and a
+     * read (reconcile/elapsed.ts): the function's timeout counts in real time, and a
      * wall clock stepping back during the dispatch would otherwise have it wait past that timeout.
      * Default performance.now(), or `clock` when that is given (a virtual world's one clock).
      */

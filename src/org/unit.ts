@@ -8,7 +8,7 @@ import { splitUnits, unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCacheStore, StateStore } from '../ports/index.js';
-import { elapsedClock } from '../reconcile/pacing.js';
+import { elapsedClock } from '../reconcile/elapsed.js';
 import { beforeDeadline } from '../reconcile/act.js';
 import { sendWithoutLease } from '../reconcile/alerts.js';
 import { errorMessage } from '../core/errors.js';
@@ -179,7 +179,7 @@ export async function alertFailedDelivery(
   const { store, sink, log } = deps;
   const at = new Date(deps.nowMs).toISOString();
   const alert = deliveryFailedAlert({ at, runId: deps.runId }, failed);
-  // On the time elapsed (reconcile/pacing.ts elapsedClock): the function's timeout counts in real
+  // On the time elapsed (reconcile/elapsed.ts): the function's timeout counts in real
   // time, and a wall clock stepping back mid-alert would otherwise lengthen each call's wait past
   // it. The wall clock (`wall`) still stamps the outbox's entries, which other runs read.
   const elapsed = elapsedClock();

@@ -21,7 +21,8 @@ import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { alertEachProject } from './alerts.js';
 import { alertLeaseHeld, leaseTtlMs, releaseAll, renewAfterPrompt, takeLeases } from './lease.js';
 import { logSetAside, logUnreadableCount, prepareOutbox } from './outbox.js';
-import { createPacer, elapsedClock } from './pacing.js';
+import { elapsedClock } from './elapsed.js';
+import { createPacer } from './pacing.js';
 import { preflightServices, preflightTopic } from './preflight.js';
 import { recordRuns } from './run-record.js';
 import {

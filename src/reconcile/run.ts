@@ -44,7 +44,7 @@ export interface ReconcileDeps {
   wallClock?: () => number;
   /**
    * The time elapsed (ms from any origin), on which the run's deadline is counted, its durations
-   * measured and its writes paced (reconcile/pacing.ts, elapsedClock): a clock no step of the
+   * measured and its writes paced (reconcile/pacing.ts, reconcile/elapsed.ts): a clock no step of the
    * wall clock moves. Default performance.now(), or `wallClock` when that is given.
    */
   elapsedClock?: () => number;
