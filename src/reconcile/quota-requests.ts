@@ -770,7 +770,7 @@ function plan(
 }
 
 /** A stable id per (region, quota id): `gpu-governor-REGION-HASH`, at most 63 characters. */
-function preferenceId(region: string, quotaId: string): string {
+export function preferenceId(region: string, quotaId: string): string {
   const hash = createHash('sha256').update(`${region}/${quotaId}`).digest('hex').slice(0, 8);
   return `gpu-governor-${region.slice(0, 40)}-${hash}`;
 }

@@ -5,7 +5,7 @@ import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { leaseTtlMs } from '../../src/reconcile/lease.js';
-import { onePoolFleet } from '../support/fixtures.js';
+import { onePoolFleet, twoRaisesFleet, twoRaisesPolicy } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
@@ -20,29 +20,9 @@ const PROJECT = 'elapsed-project';
 const REGION = 'us-central1';
 const START = Date.parse('2026-11-27T13:00:00Z');
 
-/**
- * Quota 12: `idle` (4, unused) lowered to make room for two raises, svc-a and svc-b 1 → 4; `ext`,
- * unmanaged, is what another writer raises to fill the pool.
- */
-const raisesFleet = () =>
-  new FleetModel(
-    validateFleet(
-      onePoolFleet(PROJECT, REGION, 12, [
-        ['idle', 4, 0],
-        ['svc-a', 1, 4],
-        ['svc-b', 1, 4],
-        ['ext', 1, 0],
-      ]),
-    ),
-  );
-const RAISES_POLICY = parsePolicy({
-  version: 1,
-  projects: [PROJECT],
-  regions: [REGION],
-  defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
-  services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
-  limits: { writesPerMinute: 6000 },
-});
+/** Two raises and the room for them (fixtures.ts, twoRaisesFleet). */
+const raisesFleet = () => new FleetModel(validateFleet(twoRaisesFleet(PROJECT, REGION)));
+const RAISES_POLICY = parsePolicy(twoRaisesPolicy(PROJECT, REGION));
 
 describe('the run deadline on the time elapsed', () => {
   it('a wall clock stepping back 10 minutes mid-run: no call after start + deadlineMs of elapsed time', async () => {

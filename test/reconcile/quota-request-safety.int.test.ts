@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -17,6 +16,7 @@ import { RpcError } from '../../src/emulator/rpc.js';
 import type { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+import { preferenceId } from '../../src/reconcile/quota-requests.js';
 import {
   filedBySomeone,
   openQuotaWorld,
@@ -661,6 +661,28 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
 describe("the governor's preference id taken by another preference", () => {
   beforeEach(() => setUp());
 
+  /**
+   * Someone files, under the id the governor files the hot pool's request under, the quota's
+   * preference for every region, which Google denies: Cloud Quotas has no call to delete a
+   * preference, so the id stays taken. Its name.
+   */
+  const takeGovernorsId = async (): Promise<string> => {
+    const quotaId = prefs.quotaIdOf('nvidia-l4', true);
+    const [theirs] = await other.createQuotaPreference({
+      parent: PARENT,
+      quotaPreferenceId: preferenceId(US, quotaId),
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId,
+        quotaConfig: { preferredValue: '8' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    const name = theirs.name ?? '';
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'denied' });
+    return name;
+  };
+
   it('a create answered ABORTED, the preferences as they were: a lost race still, no refusal', async () => {
     fault = async (method) => {
       if (!method.endsWith('/CreateQuotaPreference')) return undefined;
@@ -675,26 +697,7 @@ describe("the governor's preference id taken by another preference", () => {
   });
 
   it('another writer filed under that id for every region: not a lost race; named as degraded, run after run', async () => {
-    // The id the governor files the hot pool's request under (gpu-governor-REGION-HASH).
-    const quotaId = prefs.quotaIdOf('nvidia-l4', true);
-    const hash = createHash('sha256').update(`${US}/${quotaId}`).digest('hex').slice(0, 8);
-    const id = `gpu-governor-${US}-${hash}`;
-    // Someone filed under that id the quota's preference for every region, which Google denied:
-    // Cloud Quotas has no call to delete a preference, so the id stays taken.
-    const [theirs] = await other.createQuotaPreference({
-      parent: PARENT,
-      quotaPreferenceId: id,
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId,
-        quotaConfig: { preferredValue: '8' },
-        contactEmail: 'someone@example.com',
-      },
-    });
-    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
-      name: theirs.name ?? '',
-      decision: 'denied',
-    });
+    const name = await takeGovernorsId();
     const taken = 'its id is taken by another preference';
     const first = await run();
     expect(first.outcome).toBe('ok');
@@ -702,7 +705,7 @@ describe("the governor's preference id taken by another preference", () => {
     // Before, the run logged "another change won the race" at INFO and said nothing more: the
     // pool under pressure never got a request, run after run, and no one was told why.
     const [failure] = degraded(first)?.details['failures'] as { resource: string; error: string }[];
-    expect(failure?.resource).toBe(`${PARENT}/quotaPreferences/${id}`);
+    expect(failure?.resource).toBe(name);
     expect(failure?.error).toContain(taken);
     expect(failure?.error).toContain('file the request by hand');
     expect((await store.listOutbox(P)).entries).toEqual([]);
@@ -718,22 +721,7 @@ describe("the governor's preference id taken by another preference", () => {
   });
 
   it('the listing again fails: taken as a race, and the failure is logged', async () => {
-    const quotaId = prefs.quotaIdOf('nvidia-l4', true);
-    const hash = createHash('sha256').update(`${US}/${quotaId}`).digest('hex').slice(0, 8);
-    const [theirs] = await other.createQuotaPreference({
-      parent: PARENT,
-      quotaPreferenceId: `gpu-governor-${US}-${hash}`,
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId,
-        quotaConfig: { preferredValue: '8' },
-        contactEmail: 'someone@example.com',
-      },
-    });
-    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
-      name: theirs.name ?? '',
-      decision: 'denied',
-    });
+    await takeGovernorsId();
     // The list after the refused create fails: nothing tells a race from a taken id.
     let created = false;
     fault = async (method) => {

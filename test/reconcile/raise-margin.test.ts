@@ -7,7 +7,7 @@ import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js
 import { beforeDeadline } from '../../src/reconcile/act.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { onePoolFleet } from '../support/fixtures.js';
+import { twoRaisesFleet, twoRaisesPolicy } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
@@ -27,26 +27,10 @@ const WRITE_MS = 3_000;
 const DEADLINE_MS = 60_000;
 
 function model(): FleetModel {
-  return new FleetModel(
-    validateFleet(
-      onePoolFleet(PROJECT, REGION, 12, [
-        ['idle', 4, 0],
-        ['svc-a', 1, 4],
-        ['svc-b', 1, 4],
-        ['ext', 1, 0],
-      ]),
-    ),
-  );
+  return new FleetModel(validateFleet(twoRaisesFleet(PROJECT, REGION)));
 }
 
-const policy = parsePolicy({
-  version: 1,
-  projects: [PROJECT],
-  regions: [REGION],
-  defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
-  services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
-  limits: { writesPerMinute: 6000 },
-});
+const policy = parsePolicy(twoRaisesPolicy(PROJECT, REGION));
 
 /**
  * One run whose act step starts with `leftMs` of the run left (spent renewing the lease after the

@@ -304,6 +304,32 @@ export function onePoolFleet(
 }
 
 /**
+ * Quota 12: `idle` (4, unused) lowered to make room for two raises, svc-a and svc-b 1 → 4 (their
+ * demand); `ext`, unmanaged (see {@link twoRaisesPolicy}), is what another writer raises to fill
+ * the pool. An emulator fleet file's content.
+ */
+export function twoRaisesFleet(project: string, region: string) {
+  return onePoolFleet(project, region, 12, [
+    ['idle', 4, 0],
+    ['svc-a', 1, 4],
+    ['svc-b', 1, 4],
+    ['ext', 1, 0],
+  ]);
+}
+
+/** The policy of {@link twoRaisesFleet}: no headroom, a max of 4, `ext` left alone. */
+export function twoRaisesPolicy(project: string, region: string) {
+  return {
+    version: 1,
+    projects: [project],
+    regions: [region],
+    defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
+    services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
+    limits: { writesPerMinute: 6000 },
+  };
+}
+
+/**
  * Caps 14 on a quota of `quota` (12 in the chaos tests): four idle services capped 3, 3, 2, 2
  * (`idle-0` … `idle-3`) that can come down to 1, and four (`hi-0` … `hi-3`) capped at 1 that a
  * policy can raise. An emulator fleet file's content.
