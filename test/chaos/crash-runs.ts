@@ -4,7 +4,7 @@ import { MAX_SEED, settingOrThrow, wholeNumberSetting } from '../../src/chaos/se
 import type { Alert } from '../../src/core/alert.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { cliIn, governorIn, type CliResult } from '../support/cli-run.js';
-import { overCommittedFleet, QUICK_POLL_ENV } from '../support/fixtures.js';
+import { overCommittedFleet, overCommittedPolicy, QUICK_POLL_ENV } from '../support/fixtures.js';
 
 /**
  * What the crash suites share (crash.int.test.ts, crash-steps.int.test.ts): the fleet, the
@@ -25,14 +25,7 @@ export const TOPIC = `projects/${PROJECT}/topics/alerts`;
 // Caps 14 on a quota of 12: four idle services come down to 1, four raised to their minimum 2.
 export const fleet = overCommittedFleet(PROJECT, REGION, QUOTA);
 
-const policy = {
-  version: 1,
-  projects: [PROJECT],
-  regions: [REGION],
-  defaults: { headroom: 0, scaleDownDelay: '0s' },
-  services: [{ match: { name: 'hi-*' }, min: 2 }, { match: {} }],
-  limits: { writesPerMinute: 6000, writeConcurrency: 1 },
-};
+const policy = overCommittedPolicy(PROJECT, REGION);
 export const policyWithTopic = JSON.stringify({ ...policy, alerts: { topic: TOPIC } });
 
 /**

@@ -9,6 +9,7 @@ import type { StateStore } from '../../src/ports/index.js';
 import {
   OVER_COMMITTED_ORIGINAL_MAX,
   overCommittedFleet,
+  overCommittedPolicy,
   QUICK_POLL_MS,
 } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
@@ -25,14 +26,7 @@ const PROJECT = 'restore-writers';
 const REGION = 'us-central1';
 const QUOTA = 12;
 
-const policy = parsePolicy({
-  version: 1,
-  projects: [PROJECT],
-  regions: [REGION],
-  defaults: { headroom: 0, scaleDownDelay: '0s' },
-  services: [{ match: { name: 'hi-*' }, min: 2 }, { match: {} }],
-  limits: { writesPerMinute: 6000, writeConcurrency: 1 },
-});
+const policy = parsePolicy(overCommittedPolicy(PROJECT, REGION));
 
 let emulator: RunningEmulator;
 let ports: GooglePorts;

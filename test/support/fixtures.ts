@@ -376,6 +376,21 @@ export function overCommittedFleet(project: string, region: string, quota: numbe
 }
 
 /**
+ * The policy the tests of {@link overCommittedFleet} govern it with: no headroom and no delay, so
+ * `apply` lowers the idle services to 1 and raises hi-* to their minimum 2.
+ */
+export function overCommittedPolicy(project: string, region: string) {
+  return {
+    version: 1,
+    projects: [project],
+    regions: [region],
+    defaults: { headroom: 0, scaleDownDelay: '0s' },
+    services: [{ match: { name: 'hi-*' }, min: 2 }, { match: {} }],
+    limits: { writesPerMinute: 6000, writeConcurrency: 1 },
+  };
+}
+
+/**
  * How soon a run against the emulator polls a write's operation: 20 ms, not Google's 1 s
  * (GOVERNOR_EMULATOR_OPERATION_POLL). The tests' emulators finish an operation in 20 to 120 ms,
  * so at 1 s each write waited most of a second for nothing. For `createGooglePorts` in-process,
