@@ -10,7 +10,8 @@
  *
  * Each test is a world of its own (its topic and subscription, its store, its fleet model), so the
  * tests of a describe run side by side (`describe.concurrent`): most of each is the quiet time in
- * which a duplicate would arrive, which they can wait out together.
+ * which a duplicate would arrive, which they can wait out together. Each Firestore world has a
+ * database of its own (databasesFor says why).
  */
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,7 +31,7 @@ import { memoryLogger } from '../../src/log.js';
 import { alertFailedDelivery } from '../../src/org/unit.js';
 import type { AlertSink, StateStore } from '../../src/ports/index.js';
 import { reconcile, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
-import { FIRESTORE_CALL_TIMEOUT_MS } from '../support/firestore-emulator.js';
+import { databasesFor, FIRESTORE_CALL_TIMEOUT_MS } from '../support/firestore-emulator.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { mortal, pick } from '../support/mortal.js';
 import { sharedFirestoreEmulator, sharedPubSubEmulator } from '../support/shared-emulators.js';
@@ -42,14 +43,21 @@ const REGION = 'us-central1';
 const QUIET_MS = 1_500;
 /** Another governor's run, holding the project's lease. */
 const HOLDER = 'gov-0123456789ab/run-holder@elsewhere:1';
+/**
+ * An organisation unit's time bound, as long as the runs' deadline: a unit past it sends its alert
+ * without the outbox, which is right, but not what these tests are about.
+ */
+const UNIT_TIMEOUT_MS = 60_000;
 
 let admin: PubSub;
+/** The Firestore databases (projects) not in use by a world. */
+const freeDatabases = databasesFor('ua-state', 6);
 
 beforeAll(async () => {
   const pubsub = await sharedPubSubEmulator(PROJECT);
   process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
   admin = new PubSub({ projectId: PROJECT });
-  process.env.FIRESTORE_EMULATOR_HOST = (await sharedFirestoreEmulator('ua-state')).endpoint;
+  process.env.FIRESTORE_EMULATOR_HOST = (await sharedFirestoreEmulator(...freeDatabases)).endpoint;
 });
 
 afterAll(async () => {
@@ -101,16 +109,17 @@ async function inWorld(kind: StoreKind, body: (w: World) => Promise<void>): Prom
     alerts: { topic: topicName, renotifyAfter: '1h' },
   });
   const dir = kind === 'file' ? await mkdtemp(join(tmpdir(), 'ua-state-')) : null;
+  const database = kind === 'firestore' ? takeDatabase() : null;
   const store =
-    kind === 'memory'
-      ? createMemoryStateStore()
+    database !== null
+      ? createFirestoreStateStore({
+          projectId: database,
+          collection: `ua-${tag}`,
+          timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+        })
       : dir !== null
         ? createFileStateStore({ dir })
-        : createFirestoreStateStore({
-            projectId: 'ua-state',
-            collection: `ua-${tag}`,
-            timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
-          });
+        : createMemoryStateStore();
   const sink = createPubSubAlertSink({ topic: topicName, maxAttempts: 2, minBackoffMs: 10 });
   const deps = (s: StateStore, k: AlertSink): ReconcileDeps => ({
     ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
@@ -143,7 +152,15 @@ async function inWorld(kind: StoreKind, body: (w: World) => Promise<void>): Prom
     await subscription.close();
     await Promise.all([sink.close(), store.close()]);
     if (dir !== null) await rm(dir, { recursive: true, force: true });
+    if (database !== null) freeDatabases.push(database);
   }
+}
+
+function takeDatabase(): string {
+  const database = freeDatabases.pop();
+  if (database === undefined)
+    throw new Error('more Firestore worlds at once than databases reserved (freeDatabases)');
+  return database;
 }
 
 /** The other governor writes the project's condition state, as its run would, while it holds the lease. */
@@ -246,7 +263,7 @@ describe.concurrent('a condition sent without the lease keeps its id after a cra
             log: memoryLogger(),
             nowMs: Date.now(),
             runId,
-            timeoutMs: 10_000,
+            timeoutMs: UNIT_TIMEOUT_MS,
           });
           void alertFailedDelivery(
             policy,
@@ -588,7 +605,7 @@ describe.concurrent('a failed delivery alerted while the holder runs', () => {
                     // On the clock of the runs.
                     nowMs: await deps(store, sink).now(),
                     runId: 'unit-1',
-                    timeoutMs: 10_000,
+                    timeoutMs: UNIT_TIMEOUT_MS,
                   },
                   {
                     project: PROJECT,
