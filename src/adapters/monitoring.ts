@@ -485,11 +485,16 @@ function ofProject(
 }
 
 /**
- * Monitoring's refusal of a metric type it has no descriptor of in the project: INVALID_ARGUMENT
- * "The provided filter doesn't refer to any known metric." (as public reports quote it:
- * https://github.com/prometheus-community/stackdriver_exporter/issues/28). That is what a
- * logs-based metric answers where it was never defined, so the refusals metric where terraform/
- * is not deployed. A NotFoundError saying what to do; null for any other error.
+ * Monitoring's refusal of a metric type it has no descriptor of in the project. Google's reference
+ * documents no code or text for it; public reports quote two answers:
+ * - INVALID_ARGUMENT "The provided filter doesn't refer to any known metric."
+ *   (https://github.com/prometheus-community/stackdriver_exporter/issues/28);
+ * - NOT_FOUND "Cannot find metric(s) that match type = \"...\". If a metric was created recently,
+ *   it could take up to 10 minutes to become available." (the answer reported for a logs-based
+ *   metric read before Monitoring has its descriptor, as right after terraform/ creates it).
+ * Either is what a logs-based metric answers where it was never defined, so the refusals metric
+ * where terraform/ is not deployed, or not for long. A NotFoundError saying what to do; null for
+ * any other error (a NOT_FOUND in other words stays translateGrpcError's NotFoundError).
  */
 function unknownMetricError(
   error: unknown,
@@ -497,12 +502,14 @@ function unknownMetricError(
   project: string,
   what: string,
 ): NotFoundError | null {
-  if (grpcCodeName(grpcCode(error)) !== 'INVALID_ARGUMENT') return null;
+  const code = grpcCodeName(grpcCode(error));
+  if (code !== 'INVALID_ARGUMENT' && code !== 'NOT_FOUND') return null;
   const text = errorMessage(error);
-  if (!/doesn't refer to any known metric/.test(text)) return null;
+  if (!/doesn't refer to any known metric|Cannot find metric\(s\) that match type/.test(text))
+    return null;
   const fix =
     query.metric === REFUSED_REQUESTS_METRIC
-      ? `: it is the logs-based metric terraform/ defines in each governed project (signals.tf); deploy the module (or define the metric as it does), and until then the 429s stay unknown`
+      ? `: it is the logs-based metric terraform/ defines in each governed project (signals.tf); deploy the module (or define the metric as it does; a metric just defined may take up to 10 minutes to become readable), and until then the 429s stay unknown`
       : '';
   return new NotFoundError(
     `${what} failed: project ${project} has no metric ${query.metric}${fix}`,

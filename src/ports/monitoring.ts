@@ -34,8 +34,9 @@ export interface MonitoringPort {
    * Requests per minute Cloud Run answered 429, summed across revisions: the logs-based counter
    * metric on Cloud Run's request log that terraform/ defines (`request_count` leaves them out).
    * A minute without a point had none. Where the metric is not defined, Monitoring knows no such
-   * metric (INVALID_ARGUMENT "The provided filter doesn't refer to any known metric."): a
-   * NotFoundError saying to deploy it; the refusals are then not known, never none.
+   * metric (INVALID_ARGUMENT "The provided filter doesn't refer to any known metric.", or
+   * NOT_FOUND "Cannot find metric(s) that match type", also for up to 10 minutes after it is
+   * defined): a NotFoundError saying to deploy it; the refusals are then not known, never none.
    */
   refusedRequests(project: string, window: TimeWindow): Promise<MetricSeries[]>;
   /**

@@ -427,6 +427,31 @@ describe('createMonitoringAdapter: a metric the project does not know', () => {
       await own.stop();
     }
   });
+
+  // Monitoring's other answer for a metric type it has no descriptor of (public reports, and the
+  // answer right after a logs-based metric is created): NOT_FOUND "Cannot find metric(s) that
+  // match type = ...". The refusals metric gets the same fix named as for the other wording.
+  it('names the fix for the refusals metric when Monitoring answers NOT_FOUND for it', async () => {
+    fault = ({ method, request }) =>
+      method.endsWith('/ListTimeSeries') &&
+      JSON.stringify(request).includes(REFUSED_REQUESTS_METRIC)
+        ? new RpcError(
+            status.NOT_FOUND,
+            `Cannot find metric(s) that match type = "${REFUSED_REQUESTS_METRIC}". If a metric was created recently, it could take up to 10 minutes to become available. Please try again soon.`,
+          )
+        : undefined;
+    const { window } = lastMinutes(10);
+    const error: unknown = await adapter()
+      .refusedRequests(PROJECT, window)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotFoundError);
+    expect((error as Error).message).toContain(
+      `project ${PROJECT} has no metric ${REFUSED_REQUESTS_METRIC}`,
+    );
+    expect((error as Error).message).toMatch(/terraform\/.*signals\.tf/);
+    expect((error as Error).message).toMatch(/10 minutes/);
+    expect(listCalls()).toHaveLength(1);
+  });
 });
 
 describe('createMonitoringAdapter: requests served and refused', () => {
