@@ -356,6 +356,12 @@ function normalizeGroupBy(fieldName: string, metricType: string): string | null 
   const labels = METRICS[metricType]?.labels ?? [];
   const metric = /^metric\.labels?\.([a-z_]+)$/.exec(fieldName);
   if (metric && labels.includes(metric[1] ?? '')) return `metric.${metric[1]}`;
+  // A metadata label is valid too: TimeSeries.metadata "will include metadata labels that are
+  // explicitly named in the reduction" (google/monitoring/v3/metric.proto). Not emulated (its
+  // series carry no metadata): UNIMPLEMENTED, as for a metadata selector in the filter, never a
+  // refusal Google would not make.
+  if (/^metadata\.(system|user)_labels\..+$/.test(fieldName))
+    throw notEmulated(`group_by_fields "${shown(fieldName)}"`);
   throw invalid(
     `group_by_fields "${shown(fieldName)}" is not supported (resource.label.{${RESOURCE_LABELS.join(',')}}${labels.map((l) => `, metric.label.${l}`).join('')})`,
   );

@@ -582,6 +582,29 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
           perSeriesAligner: 'ALIGN_MAX' as const,
         },
       },
+      // TimeSeries.metadata (metric.proto): "When reading a time series, this field will include
+      // metadata labels that are explicitly named in the reduction": a group_by_fields entry may
+      // name a metadata label.
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        aggregation: {
+          alignmentPeriod: { seconds: 60 },
+          perSeriesAligner: 'ALIGN_MAX' as const,
+          crossSeriesReducer: 'REDUCE_SUM' as const,
+          groupByFields: ['metadata.user_labels.team'],
+        },
+      },
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        aggregation: {
+          alignmentPeriod: { seconds: 60 },
+          perSeriesAligner: 'ALIGN_MAX' as const,
+          crossSeriesReducer: 'REDUCE_SUM' as const,
+          groupByFields: ['resource.label.service_name', 'metadata.system_labels.name'],
+        },
+      },
       // metric_service.proto: name may be an organization or a folder too.
       { ...base, filter: INSTANCE_COUNT, name: 'organizations/123' },
       { ...base, filter: INSTANCE_COUNT, name: 'folders/456' },
