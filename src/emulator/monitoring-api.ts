@@ -257,10 +257,52 @@ interface Series {
   points: { at: number; value: Value }[];
 }
 
-const TERM = /^\s*([a-z_.]+)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*$/;
+/**
+ * One term `key = "value"`, read where the last one ended (sticky). A key's parts may be quoted,
+ * `resource.label."service_name"`, as Google's own dashboards write them (below).
+ */
+const TERM = /\s*([a-z_]+(?:\.(?:[a-z_]+|"[a-z_]+"))*)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*/y;
+const AND = /AND\s+/y;
 
 /**
- * The filter, read as far as the emulator evaluates it: terms key = "value" joined by AND. What
+ * The terms of a filter, each [key, value], key unquoted. Terms are joined by `AND` or stand side
+ * by side, which Monitoring reads as AND: Google's sample dashboards write
+ * `metric.type="run.googleapis.com/request_count" resource.type="cloud_run_revision"`
+ * (GoogleCloudPlatform/monitoring-dashboard-samples,
+ * dashboards/google-cloud-run/cloudrun-monitoring.json). Either way whitespace parts two terms.
+ * Read in one pass: splitting on /\s+AND\s+/ tried a run of spaces again from each of its
+ * characters, so 100,000 spaces took 9 s and a 1 MB filter a quarter of an hour, the whole
+ * emulator waiting.
+ */
+function filterTerms(filter: string): [key: string, value: string][] {
+  const terms: [string, string][] = [];
+  let at = 0;
+  let joined = false;
+  while (at < filter.length) {
+    if (terms.length > 0) {
+      // TERM ends past the whitespace after its value: none there, and the next term is glued on.
+      if (!/\s/.test(filter[at - 1] ?? '')) break;
+      AND.lastIndex = at;
+      joined = AND.exec(filter) !== null;
+      if (joined) at = AND.lastIndex;
+    }
+    TERM.lastIndex = at;
+    const m = TERM.exec(filter);
+    if (!m) break;
+    terms.push([(m[1] ?? '').replaceAll('"', ''), m[2] ?? m[3] ?? '']);
+    at = TERM.lastIndex;
+    joined = false;
+  }
+  const rest = filter.slice(at).trim();
+  if (joined || rest === 'AND') throw invalid('filter ends with AND: a term must follow it');
+  if (rest !== '')
+    throw invalid(`filter term "${shown(rest)}" is not supported: expected key = "value"`);
+  return terms;
+}
+
+/**
+ * The filter, read as far as the emulator evaluates it: terms key = "value" joined by AND
+ * ({@link filterTerms}). What
  * Monitoring's grammar (https://cloud.google.com/monitoring/api/v3/filters) has beyond that (OR,
  * NOT, parentheses, `:`, `!=`, functions, the project, group.id and metadata selectors) is
  * UNIMPLEMENTED; INVALID_ARGUMENT stays for what Google refuses too: no filter, a key that is no
@@ -284,15 +326,7 @@ function parseFilter(filter: string): Query {
   let metricType: string | undefined;
   const resourceLabels: [string, string][] = [];
   const metricLabels: [string, string][] = [];
-  // Only from the first space of a run: /\s+AND\s+/ alone was tried again from each space of a
-  // run that no AND follows, so 100,000 spaces took 9 s and a 1 MB filter a quarter of an hour,
-  // the whole emulator waiting. The same terms: a match always begins a run of spaces.
-  for (const term of filter.split(/(?<!\s)\s+AND\s+/)) {
-    const m = TERM.exec(term);
-    if (!m)
-      throw invalid(`filter term "${shown(term.trim())}" is not supported: expected key = "value"`);
-    const key = m[1] ?? '';
-    const value = m[2] ?? m[3] ?? '';
+  for (const [key, value] of filterTerms(filter)) {
     if (key === 'metric.type') {
       if (metricType !== undefined) throw invalid('filter names metric.type twice');
       metricType = value;
@@ -348,7 +382,9 @@ function parseFilter(filter: string): Query {
  * google/monitoring/v3/common.proto), so naming it is valid and changes nothing here, where every
  * series is a `cloud_run_revision`.
  */
-function normalizeGroupBy(fieldName: string, metricType: string): string | null {
+function normalizeGroupBy(written: string, metricType: string): string | null {
+  // A label's name may be quoted, `resource.label."service_name"`, as in filters (filterTerms).
+  const fieldName = written.replace(/\."([a-z_]+)"$/, '.$1');
   if (fieldName === 'resource.type') return null;
   const resource = /^resource\.labels?\.([a-z_]+)$/.exec(fieldName);
   if (resource && (RESOURCE_LABELS as readonly string[]).includes(resource[1] ?? ''))
@@ -361,9 +397,9 @@ function normalizeGroupBy(fieldName: string, metricType: string): string | null 
   // series carry no metadata): UNIMPLEMENTED, as for a metadata selector in the filter, never a
   // refusal Google would not make.
   if (/^metadata\.(system|user)_labels\..+$/.test(fieldName))
-    throw notEmulated(`group_by_fields "${shown(fieldName)}"`);
+    throw notEmulated(`group_by_fields "${shown(written)}"`);
   throw invalid(
-    `group_by_fields "${shown(fieldName)}" is not supported (resource.label.{${RESOURCE_LABELS.join(',')}}${labels.map((l) => `, metric.label.${l}`).join('')})`,
+    `group_by_fields "${shown(written)}" is not supported (resource.label.{${RESOURCE_LABELS.join(',')}}${labels.map((l) => `, metric.label.${l}`).join('')})`,
   );
 }
 

@@ -719,6 +719,53 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(none.code).toBe(status.INVALID_ARGUMENT);
   });
 
+  it("takes a filter and group_by_fields as Google's own dashboards write them", async () => {
+    // Google's sample dashboards (GoogleCloudPlatform/monitoring-dashboard-samples,
+    // dashboards/google-cloud-run/cloudrun-monitoring.json) write a filter's terms side by side
+    // without AND (`metric.type="…" resource.type="cloud_run_revision"`) and quote label keys
+    // (`resource.label."service_name"`): the same request as the spelled-out form.
+    const now = emulator.now().getTime();
+    const read = async (filter: string, groupByFields: string[]) => {
+      const [series] = await clients.metrics.listTimeSeries({
+        name: `projects/${PROJECT}`,
+        filter,
+        interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+        aggregation: {
+          alignmentPeriod: { seconds: 60 },
+          perSeriesAligner: 'ALIGN_MAX',
+          crossSeriesReducer: 'REDUCE_SUM',
+          groupByFields,
+        },
+        view: 'FULL',
+      });
+      return (series as Series[]).map((s) => [s.resource?.labels, s.points?.map(valueOf)]);
+    };
+    const spelled = await read(`${INSTANCE_COUNT} AND resource.labels.service_name = "alpha"`, [
+      'resource.label.service_name',
+      'resource.label.location',
+    ]);
+    expect(spelled.length).toBeGreaterThan(0);
+    const dashboard = await read(
+      'metric.type="run.googleapis.com/container/instance_count" resource.type="cloud_run_revision" resource.label."service_name"="alpha"',
+      ['resource.label."service_name"', 'resource.label."location"'],
+    );
+    expect(dashboard).toEqual(spelled);
+    // Still one term after another: a term that is not one, or a dangling AND, is refused.
+    for (const filter of [
+      `${INSTANCE_COUNT} resource.labels.service_name`,
+      `${INSTANCE_COUNT} AND`,
+    ]) {
+      const { code } = await codeOf(
+        clients.metrics.listTimeSeries({
+          name: `projects/${PROJECT}`,
+          filter,
+          interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+        }),
+      );
+      expect(code, filter).toBe(status.INVALID_ARGUMENT);
+    }
+  });
+
   it('takes resource.type in group_by_fields and refuses an alignment period over 104 weeks', async () => {
     const now = emulator.now().getTime();
     const base = {
