@@ -261,7 +261,9 @@ interface Series {
  * One term `key = "value"`, read where the last one ended (sticky). A key's parts may be quoted,
  * `resource.label."service_name"`, as Google's own dashboards write them (below).
  */
-const TERM = /\s*([a-z_]+(?:\.(?:[a-z_]+|"[a-z_]+"))*)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*/y;
+const TERM = /\s*([a-z_]+(?:\.[a-z_]+)*(?:\."[a-z_]+")?)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*/y;
+/** A label key with its name quoted: the one part of a key that may be. */
+const QUOTED_LABEL = /^((?:resource|metric)\.labels?\.)"([a-z_]+)"$/;
 const AND = /AND\s+/y;
 
 /**
@@ -289,7 +291,10 @@ function filterTerms(filter: string): [key: string, value: string][] {
     TERM.lastIndex = at;
     const m = TERM.exec(filter);
     if (!m) break;
-    terms.push([(m[1] ?? '').replaceAll('"', ''), m[2] ?? m[3] ?? '']);
+    const key = m[1] ?? '';
+    if (key.includes('"') && !QUOTED_LABEL.test(key))
+      throw invalid(`filter key "${shown(key)}": only a label's name may be quoted`);
+    terms.push([key.replace(QUOTED_LABEL, '$1$2'), m[2] ?? m[3] ?? '']);
     at = TERM.lastIndex;
     joined = false;
   }
@@ -384,7 +389,7 @@ function parseFilter(filter: string): Query {
  */
 function normalizeGroupBy(written: string, metricType: string): string | null {
   // A label's name may be quoted, `resource.label."service_name"`, as in filters (filterTerms).
-  const fieldName = written.replace(/\."([a-z_]+)"$/, '.$1');
+  const fieldName = written.replace(QUOTED_LABEL, '$1$2');
   if (fieldName === 'resource.type') return null;
   const resource = /^resource\.labels?\.([a-z_]+)$/.exec(fieldName);
   if (resource && (RESOURCE_LABELS as readonly string[]).includes(resource[1] ?? ''))

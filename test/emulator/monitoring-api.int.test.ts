@@ -750,8 +750,10 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       ['resource.label."service_name"', 'resource.label."location"'],
     );
     expect(dashboard).toEqual(spelled);
-    // Still one term after another: a term that is not one, or a dangling AND, is refused.
+    // Still one term after another: a term that is not one, a dangling AND, or a quoted part of
+    // a key other than a label's name is refused.
     for (const filter of [
+      'metric."type"="run.googleapis.com/container/instance_count"',
       `${INSTANCE_COUNT} resource.labels.service_name`,
       `${INSTANCE_COUNT} AND`,
     ]) {
