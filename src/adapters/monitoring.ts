@@ -53,7 +53,8 @@ const RESOURCE_TYPE = 'cloud_run_revision';
  * data the project can chart and monitor ... The time-series data stored by a resource container
  * includes a label that identifies the resource container",
  * https://cloud.google.com/monitoring/settings), and "Fields not specified in `group_by_fields`
- * are aggregated away" (Aggregation.group_by_fields, google/monitoring/v3/common.proto): without
+ * are aggregated away" (Aggregation.group_by_fields, google/monitoring/v3/common.proto,
+ * https://cloud.google.com/monitoring/api/ref_v3/rpc/google.monitoring.v3#aggregation): without
  * it, a service of a monitored project with the same name and region would be summed into this
  * project's. The label is compared in the answer (ownerOf), not filtered on: a project named by its
  * number would match no `project_id` (the label holds the id).
@@ -77,12 +78,15 @@ const GROUP_BY = [
  *
  * GPU utilization: `ALIGN_SUM` per minute, then `REDUCE_SUM` across revisions, then the `mean` of
  * the resulting distribution. On Google the metric is a DELTA DISTRIBUTION (one sample per
- * instance per sampling period; Cloud Monitoring's metrics list), and `common.proto` documents
+ * instance per sampling period; Cloud Monitoring's metrics list,
+ * https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run), and `common.proto` documents
  * `ALIGN_SUM` as "valid for GAUGE and DELTA metrics with numeric and distribution values", keeping
  * the value type, and `REDUCE_SUM` as valid for "numeric and distribution values", keeping it too.
  * So each (service, location, minute) comes back as one distribution holding every instance's
  * sample of that minute, and its `Distribution.mean` ("the arithmetic mean of the values in the
- * population", google/api/distribution.proto) is the service's mean GPU utilization, weighted by instance:
+ * population", google/api/distribution.proto,
+ * https://cloud.google.com/monitoring/api/ref_v3/rpc/google.api#distribution) is the service's
+ * mean GPU utilization, weighted by instance:
  * exactly the "in use x utilization = busy GPUs" figure demand estimation needs. (That a sum of
  * distributions is the union of their populations is how Monitoring merges histograms; the proto
  * does not spell it out.)
@@ -142,7 +146,9 @@ const QUERIES = {
 type Query = (typeof QUERIES)[keyof typeof QUERIES] & { groupBy?: string; leaveOut?: string };
 
 /**
- * Points per page. With `view: FULL`, `page_size` bounds POINTS, not series (metric_service.proto:
+ * Points per page. With `view: FULL`, `page_size` bounds POINTS, not series (ListTimeSeriesRequest
+ * in metric_service.proto,
+ * https://cloud.google.com/monitoring/api/ref_v3/rpc/google.monitoring.v3#listtimeseriesrequest:
  * "If view is set to FULL, this is the maximum number of Points returned"), so one series may
  * continue on the next page; 100,000 is Monitoring's default and maximum.
  *
@@ -277,6 +283,7 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
 
 /**
  * Most TimeSeries one CreateTimeSeries request may carry (metric_service.proto,
+ * https://cloud.google.com/monitoring/api/ref_v3/rpc/google.monitoring.v3#createtimeseriesrequest,
  * CreateTimeSeriesRequest.time_series: "The maximum number of `TimeSeries` objects per `Create`
  * request is 200").
  */
@@ -546,7 +553,8 @@ function checkQuery(project: string, window: TimeWindow): void {
   const faults: Fault[] = projectFaults(project);
   const { startMs, endMs } = window;
   // Monitoring reads the interval (start, end], "The start time must be specified, must be
-  // earlier than the end time" (TimeInterval in google/monitoring/v3/common.proto): an empty
+  // earlier than the end time" (TimeInterval in google/monitoring/v3/common.proto,
+  // https://cloud.google.com/monitoring/api/ref_v3/rpc/google.monitoring.v3#timeinterval): an empty
   // window is refused here rather than sent.
   // Each refusal says which rule the window breaks: a window before 1970 (an emulator's clock
   // set there) was told its start must be before its end, which it was.
