@@ -258,8 +258,8 @@ interface Series {
 }
 
 /**
- * One term `key = "value"`, read where the last one ended (sticky). A key's parts may be quoted,
- * `resource.label."service_name"`, as Google's own dashboards write them (below).
+ * One term `key = "value"`, read where the last one ended (sticky). A label's name may be quoted,
+ * `resource.label."service_name"`, as Google's own dashboards write it (below).
  */
 const TERM = /\s*([a-z_]+(?:\.[a-z_]+)*(?:\."[a-z_]+")?)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*/y;
 /** A label key with its name quoted: the one part of a key that may be. */
