@@ -38,10 +38,11 @@ export const RegionName = z.string().max(40, REGION_EXPECTED).regex(REGION_NAME,
  * a project number is digits; a legacy domain-scoped project is `example.com:my-project`. Never
  * "a/b", "../x", spaces or quotes, which would otherwise reach Google as a name and fail the run.
  */
+const PROJECT_ID = /^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/;
 export const ProjectId = z
   .string()
   .regex(
-    /^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/,
+    PROJECT_ID,
     'expected a project id such as "my-project": lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen',
   );
 
@@ -61,6 +62,13 @@ const TOPIC_ID = /^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
 export function topicNameFault(name: string): string | undefined {
   const match = TOPIC_NAME.exec(name);
   if (!match) return 'expected projects/PROJECT/topics/TOPIC';
+  // The project is the project's id ("projects/{project}/topics/{topic}", the `{project}` a
+  // project id: https://cloud.google.com/dotnet/docs/reference/Google.Cloud.PubSub.V1/latest/Google.Cloud.PubSub.V1.TopicName,
+  // `TopicName(projectId, topicId)`). Any other text there names no topic, and a topic is printed
+  // where its name is said: a terminal escape in it acted on the terminal that showed it.
+  if (!PROJECT_ID.test(match[1] ?? '')) {
+    return "the topic's project must be a project id: lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen";
+  }
   const id = match[2] ?? '';
   if (!TOPIC_ID.test(id)) {
     return 'the topic id must start with a letter, have only letters, digits and - _ . ~ + %, and be 3 to 255 characters long';

@@ -559,6 +559,30 @@ describe('policy', () => {
     }
   });
 
+  it('refuses a topic whose project is no project id, a terminal escape in it among them', () => {
+    // The project part was any text but a slash: `governor validate` passed
+    // "projects/p\u001b[31m…/topics/alerts", and `governor demo` and `apply` printed it as it was,
+    // its escapes acting on the terminal. Pub/Sub names a topic's project by its project id.
+    const bad = ['p\u001b]0;title\u0007', 'p\r', 'My-Project', 'p q', '-p', 'p\u202e'];
+    for (const project of bad) {
+      const topic = `projects/${project}/topics/alerts`;
+      const faults = faultsOf({ version: 1, projects: ['p'], alerts: { topic } });
+      expect(faults, project).toHaveLength(1);
+      expect(faults[0], project).toMatch(
+        /^alerts\.topic: the topic's project must be a project id/,
+      );
+      expect(faultsOf({ version: 1, projects: ['p'], fanout: { topic } }).join('\n')).toMatch(
+        /fanout\.topic: the topic's project must be a project id/,
+      );
+    }
+    for (const project of ['p', '123456789012', 'example.com:my-project', 'a'.repeat(30)]) {
+      const topic = `projects/${project}/topics/alerts`;
+      expect(parsePolicy({ version: 1, projects: ['p'], alerts: { topic } }).alerts.topic).toBe(
+        topic,
+      );
+    }
+  });
+
   it('refuses a __proto__ label key with its path, from YAML and from JSON', () => {
     // JSON.parse and YAML make "__proto__" an own key; a plain z.record used to drop it silently,
     // so the rule matched every service instead of none.
