@@ -2,7 +2,7 @@ import { distance } from 'fastest-levenshtein';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { capFaults, faultText, InputError, type Fault, errorMessage } from './errors.js';
-import { oneLine } from './text.js';
+import { hasUnshown, oneLine, quotedText } from './text.js';
 
 /**
  * Reading an input document (a policy, a snapshot, a scenario, a request body, a stored record)
@@ -187,8 +187,12 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
-    // An empty key (YAML's `~:` or `"":`) is shown quoted, so the fault still says where it is.
+    // An empty key (YAML's `~:` or `"":`) is shown quoted, so the fault still says where it is;
+    // so is one with a control character (a terminal escape, a newline), a line separator or a
+    // bidirectional control, each escaped, so that it neither acts on the terminal nor forges a
+    // line of its own.
     else if (String(part) === '') out += '[""]';
+    else if (hasUnshown(String(part))) out += `[${quotedText(String(part))}]`;
     else out += out ? `.${String(part)}` : String(part);
   }
   return out;

@@ -17,6 +17,29 @@ export const CONTROL = /\p{Cc}/u;
  */
 const NOT_ON_ONE_LINE = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]+/gu;
 
+/** One character `oneLine` would show as a space. */
+const NOT_SHOWN = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/gu;
+
+/**
+ * Whether `text` holds a character `oneLine` would show as a space: one a terminal would act on,
+ * or that would start a line or turn the text around.
+ */
+export function hasUnshown(text: string): boolean {
+  return text.search(NOT_SHOWN) !== -1;
+}
+
+/**
+ * `text` as a JSON string literal whose every such character is an escape (`\u001b`, `\n`,
+ * `\u202e`): where a name must be shown exactly (a key of a document) and its characters would
+ * otherwise act on the terminal, or start a line of their own.
+ */
+export function quotedText(text: string): string {
+  return JSON.stringify(text).replace(
+    NOT_SHOWN,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
 /**
  * The text on one line: each run of control characters, line separators and bidirectional
  * controls as one space, trimmed.

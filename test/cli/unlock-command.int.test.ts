@@ -127,6 +127,32 @@ describe('governor unlock: a lease it cannot read', () => {
   });
 });
 
+describe('governor unlock: a lease of hostile text', () => {
+  it('shows what it cannot read on one line, without its control characters', async () => {
+    // An unknown key of the lease was printed as it was: its terminal escapes acted on the
+    // terminal, and its newline made a line of its own.
+    const dir = join(tmp, 'state-hostile');
+    const store = createFileStateStore({ dir });
+    await store.recordRun(PROJECT, quietRun('run-1', NOW));
+    const file = join(dir, `${PROJECT}.json`);
+    const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const lease = {
+      holder: 'h',
+      acquiredAt: NOW,
+      expiresAt: NOW,
+      'k\u001b]0;title\u0007\r\nforged: line\u009b31m\u202e': 1,
+    };
+    await writeFile(file, JSON.stringify({ ...doc, lease }));
+    const r = await unlock({ GOVERNOR_STATE_STORE: 'file' }, dir);
+    expect(r.code).toBe(0);
+    expect(r.out).not.toMatch(/[\p{Cc}\u202e](?<!\n)/u);
+    expect(r.out.split('\n').filter((l) => l.includes('forged'))).toEqual([
+      expect.stringMatching(new RegExp(`^${PROJECT}: the lease cannot be read \\(`)),
+    ]);
+    expect(r.out).toContain(`${PROJECT}: lease broken (it was unreadable: removed)`);
+  });
+});
+
 describe('governor unlock: only the lease it showed', () => {
   it('file store: a run that took the lease after it was shown keeps it', async () => {
     const dir = join(tmp, 'state-race');

@@ -156,6 +156,26 @@ describe('reading a document', () => {
     expect(nested.faults).toEqual([{ path: 'defaults[""]', message: 'unknown key' }]);
   });
 
+  it('names a key of control characters, line separators or bidirectional controls quoted, each escaped', () => {
+    // The key was shown as it was: a state file's lease key "k\u001b]0;title\u0007\nforged" put
+    // a terminal escape on the terminal of `governor unlock`, and its newline made a second line.
+    const key = 'k\u001b[31m\u0007\r\nforged\u0085\u2028\u202e.x';
+    const e = caught(() =>
+      parsePolicyText(JSON.stringify({ version: 1, projects: ['p'], defaults: { [key]: 1 } }), 'p'),
+    );
+    expect(e.faults).toEqual([
+      {
+        path: 'defaults["k\\u001b[31m\\u0007\\r\\nforged\\u0085\\u2028\\u202e.x"]',
+        message: 'unknown key',
+      },
+    ]);
+    // A plain key, emoji and international letters included, is shown as it is.
+    const plain = caught(() =>
+      parsePolicyText(JSON.stringify({ version: 1, projects: ['p'], 'équipe👩‍💻': 1 }), 'p'),
+    );
+    expect(plain.faults).toEqual([{ path: 'équipe👩‍💻', message: 'unknown key' }]);
+  });
+
   it('says a duration written as a bare number needs its unit', () => {
     const e = caught(() =>
       parsePolicyText('version: 1\nprojects: [p]\ndefaults:\n  lookback: 30\n', 'policy p.yaml'),
