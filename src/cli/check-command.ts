@@ -83,11 +83,11 @@ function rows(items: readonly CheckItem[]): Row[] {
 
 /**
  * The check for people. What an item quotes of Google's answers (its error text, the names it
- * listed) is shown on one line, its control characters as spaces: a terminal escape or a newline
- * in it would act on the terminal or forge a line.
+ * listed), and the policy file's name, is shown on one line, its control characters as spaces: a
+ * terminal escape or a newline in it would act on the terminal or forge a line.
  */
 export function renderCheck(file: string, mode: string, report: CheckReport, c: Colors): string {
-  const out = [c.bold(`Governor check of ${file}`) + c.dim(` (mode: ${mode})`), ''];
+  const out = [c.bold(`Governor check of ${oneLine(file)}`) + c.dim(` (mode: ${mode})`), ''];
   const shown = rows(
     report.items.map((i) => ({
       ...i,

@@ -358,7 +358,7 @@ export function buildProgram(
         const policy = await loadPolicy(opts.policy);
         warnPolicy(io, policy);
         io.stdout.write(
-          `${opts.policy}: valid (version ${policy.version}, ${policy.projects.length} project(s), ${policy.services.length} rule(s), ${policy.pools.length} pool setting(s), mode ${policy.mode})\n`,
+          `${oneLine(opts.policy)}: valid (version ${policy.version}, ${policy.projects.length} project(s), ${policy.services.length} rule(s), ${policy.pools.length} pool setting(s), mode ${policy.mode})\n`,
         );
         return EXIT.ok;
       }),

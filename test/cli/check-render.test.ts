@@ -117,6 +117,12 @@ describe('the closing line of a failed check', () => {
     expect(text.replace(/\n/g, '')).not.toMatch(/\p{Cc}/u);
   });
 
+  it("shows the policy file's name on one line, without its control characters", () => {
+    // A file name is anyone's text (a repository's, a script's): its escape acted on the terminal.
+    const text = renderCheck('p\u001b]0;title\u0007\u202e/policy.yaml', 'enforce', report(2, 0), c);
+    expect(text.split('\n')[0]).toBe('Governor check of p ]0;title /policy.yaml (mode: enforce)');
+  });
+
   it('asks for both when something is missing and something failed', () => {
     const r = report(2, 1);
     const line = last({ ...r, items: [...r.items.slice(0, -1), failedCall] });

@@ -112,6 +112,18 @@ describe('governor CLI', () => {
     expect(r.stdout).toContain('valid');
   });
 
+  it('validate names the file on one line, without its control characters', async () => {
+    // A file name is anyone's text (a repository's, a script's): its escape acted on the terminal.
+    const r = await cli(
+      'validate',
+      '--policy',
+      file('v\u001b]0;title\u0007\u202e.yaml', 'version: 1\nprojects: [p]\n'),
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/v ]0;title \.yaml: valid/);
+    expect(r.stdout.replace(/\n$/, '')).not.toMatch(/[\p{Cc}\u202e]/u);
+  });
+
   it('validate: a rule after a catch-all is refused (exit 2); an undocumented GPU type is a warning (exit 0)', async () => {
     const base = 'version: 1\nprojects: [p]\n';
     // In this process: validate as a process is the test above; these check what main writes.
