@@ -1255,7 +1255,10 @@ async function write(
   // then is late, not one that may have applied.
   if (opts.clock() >= opts.deadline) return late(c);
   const annotations: Record<string, string> = {
-    [ANNOTATIONS.reason]: cutText(c.reason + note, REASON_MAX),
+    // One line without control characters: the reason may quote an error in Google's words (usage
+    // unknown: "Monitoring read failed: …"), and people read it in the console and in `gcloud run
+    // services describe`, where a newline or a terminal escape would act on what shows it.
+    [ANNOTATIONS.reason]: cutText(oneLine(c.reason + note), REASON_MAX),
     [ANNOTATIONS.writer]: opts.writerId,
     // On the wall clock, as a lease: another governor judges it against its own wall clock.
     [ANNOTATIONS.writtenAt]: new Date(opts.wall()).toISOString(),
