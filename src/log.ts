@@ -247,7 +247,8 @@ export function textLogger(
     log: (severity, message, fields = {}) => {
       if (rank[severity] < rank[minimum]) return;
       if (ALERT_FIELD in fields) {
-        if (options.alerts) stream.write(`${message}\n`);
+        // On one line as every other line: an alert read back from the store says what anyone wrote.
+        if (options.alerts) stream.write(`${oneLine(message)}\n`);
         return;
       }
       if (RUN_FAILED_FIELD in fields) return;

@@ -405,6 +405,14 @@ describe('alerts, as alerts', () => {
       { alert: 'k' },
     );
     expect(kept).toEqual(['alert x firing: y\n']);
+    // An alert's summary may come back from the state store as anyone wrote it: one line.
+    const hostile: string[] = [];
+    textLogger({ write: (s: string) => hostile.push(s) }, 'INFO', { alerts: true }).log(
+      'ERROR',
+      'alert x firing: y\u001b]0;title\u0007\nerror: forged',
+      { alert: 'k' },
+    );
+    expect(hostile).toEqual(['alert x firing: y ]0;title error: forged\n']);
     // The structured logger of the function keeps them, with the alert's severity.
     const memory = memoryLogger();
     memory.log('ERROR', 'alert x firing: y', { alert: 'k' });
