@@ -9,7 +9,7 @@ import {
 } from '../core/audit.js';
 import { inPolicyScope, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
-import { oneLine, plural, someOf } from '../core/text.js';
+import { oneLine, plural, printedJson, someOf } from '../core/text.js';
 import type { Observation } from '../observe/observe.js';
 import { loadPolicy } from './files.js';
 import { observeLive } from './live.js';
@@ -78,9 +78,7 @@ export async function runAudit(
   });
   const report = auditReport(findings, observation, policy);
   io.stdout.write(
-    opts.json
-      ? JSON.stringify(report, null, 2) + '\n'
-      : renderAudit(report, colorsFor(io.stdout, options)),
+    opts.json ? printedJson(report) : renderAudit(report, colorsFor(io.stdout, options)),
   );
   if (hasRequiredFailure(findings)) return 1;
   // A region (or project) whose services could not be listed was not audited: whether a required

@@ -2,7 +2,7 @@ import { createClock } from '../adapters/clock.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
-import { oneLine, plural, someOf } from '../core/text.js';
+import { oneLine, plural, printedJson, someOf } from '../core/text.js';
 import { checkPolicy } from '../reconcile/preflight.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -45,7 +45,7 @@ export async function runCheck(
   }
   const passed = checkPassed(report);
   if (opts.json) {
-    io.stdout.write(JSON.stringify({ passed, ...report }, null, 2) + '\n');
+    io.stdout.write(printedJson({ passed, ...report }));
   } else {
     io.stdout.write(renderCheck(opts.policy, policy.mode, report, colorsFor(io.stdout, options)));
   }

@@ -5,7 +5,7 @@ import type { Policy } from '../core/policy.js';
 import { durationMs, OffsetTime, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
-import { oneLine } from '../core/text.js';
+import { oneLine, printedJson } from '../core/text.js';
 import {
   withStaleUsageUnknown,
   withUnreadListingsUnknown,
@@ -257,7 +257,7 @@ export function buildProgram(
           const result = plan(snapshot, policy, at ?? snapshot.takenAt);
           io.stdout.write(
             opts.json
-              ? JSON.stringify(result, null, 2) + '\n'
+              ? printedJson(result)
               : renderPlan(result, colorsFor(io.stdout, options), { all: opts.all }),
           );
           return EXIT.ok;
@@ -317,9 +317,7 @@ export function buildProgram(
                 clock: options.emulatorAdmin ? 'emulator' : 'wall',
               });
               io.stdout.write(
-                opts.json
-                  ? JSON.stringify(view, null, 2) + '\n'
-                  : renderOrgView(view, policy.alerts.pressure),
+                opts.json ? printedJson(view) : renderOrgView(view, policy.alerts.pressure),
               );
               // Shown with the others, and a failure all the same: no run of them can succeed.
               // Each in the one line any command prints for it, the hint after it.
@@ -341,7 +339,7 @@ export function buildProgram(
           const result = plan(snapshot, policy, snapshot.takenAt);
           io.stdout.write(
             opts.json
-              ? JSON.stringify(result, null, 2) + '\n'
+              ? printedJson(result)
               : renderStatus(result, colorsFor(io.stdout, options), { all: opts.all }),
           );
           return EXIT.ok;

@@ -1,5 +1,5 @@
 import { createClock } from '../adapters/clock.js';
-import { oneLine, plural } from '../core/text.js';
+import { oneLine, plural, printedJson } from '../core/text.js';
 import { quotaFromPolicy } from '../core/pool.js';
 import { governsRegion } from '../core/policy.js';
 import {
@@ -103,20 +103,16 @@ export async function runQuotaRecommend(
   };
   if (flags.json) {
     io.stdout.write(
-      `${JSON.stringify(
-        {
-          version: 1,
-          at,
-          projectsWithoutHistory: withoutHistory,
-          pools: recs.map((r) => ({
-            ...r,
-            wouldFile: filed(r),
-            request: requests[r.key] ?? null,
-          })),
-        },
-        null,
-        2,
-      )}\n`,
+      printedJson({
+        version: 1,
+        at,
+        projectsWithoutHistory: withoutHistory,
+        pools: recs.map((r) => ({
+          ...r,
+          wouldFile: filed(r),
+          request: requests[r.key] ?? null,
+        })),
+      }),
     );
     return 0;
   }

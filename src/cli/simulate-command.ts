@@ -7,7 +7,7 @@ import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.j
 import { InputError, UpstreamError, UsageError } from '../core/errors.js';
 import { inPolicyScope, type Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
-import { oneLine } from '../core/text.js';
+import { oneLine, printedJson } from '../core/text.js';
 import type { Fleet } from '../emulator/fleet.js';
 import {
   buildReplayInput,
@@ -367,7 +367,7 @@ async function output(
   if (flags.json) {
     // The notes (a replay's assumptions) travel with the figures; a simulation has none.
     const json = notes.length > 0 ? { ...summary(result), notes } : summary(result);
-    io.stdout.write(JSON.stringify(json, null, 2) + '\n');
+    io.stdout.write(printedJson(json));
   } else {
     io.stdout.write(renderTable(result));
     if (notes.length > 0)

@@ -4,7 +4,7 @@ import { parseDocument, StringMap, zodFaults } from './document.js';
 import { beyondSkew, formatDuration, Instant } from './duration.js';
 import { MAX_QUOTA_GPUS, poolIdOf, poolKey, type PoolId } from './pool.js';
 import type { ProblemSubject } from './problems.js';
-import { CONTROL } from './text.js';
+import { CONTROL, escapedJson } from './text.js';
 
 /**
  * The snapshot: everything the governor observed, the planner's whole input besides the policy and
@@ -463,7 +463,8 @@ export function withUnreadListingsUnknown(snapshot: Snapshot): Snapshot {
  * than `plan --snapshot` reads (64 MiB); on one line it takes about a sixth of that.
  */
 export function formatSnapshot(snapshot: Snapshot): string {
-  return `${jsonText(snapshot, '')}\n`;
+  // Its notes may quote an error in Google's words: what a terminal would act on is escaped.
+  return `${escapedJson(jsonText(snapshot, ''))}\n`;
 }
 
 /** JSON.stringify(value, null, 2), but with lists of numbers on one line. */

@@ -34,10 +34,30 @@ export function hasUnshown(text: string): boolean {
  * otherwise act on the terminal, or start a line of their own.
  */
 export function quotedText(text: string): string {
-  return JSON.stringify(text).replace(
-    NOT_SHOWN,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  return escapedJson(JSON.stringify(text));
+}
+
+/**
+ * JSON text with each such character left in it written as its escape: JSON.stringify escapes
+ * the C0 controls only, and leaves DEL, the C1 controls (U+009B is a whole CSI to a terminal
+ * that reads them), the line separators and the bidirectional controls as they are. Outside a
+ * string JSON holds none of them but the newlines of its layout, which are kept: the text stays
+ * the same JSON, read back to the same value.
+ */
+export function escapedJson(json: string): string {
+  // A newline is the layout of indented JSON: JSON.stringify writes the one of a string as `\n`.
+  return json.replace(NOT_SHOWN, (c) =>
+    c === '\n' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
+}
+
+/**
+ * A command's `--json` answer: indented two spaces as JSON.stringify does, each character a
+ * terminal would act on escaped ({@link escapedJson}); names and notes may be anyone's text (a
+ * snapshot file's, an error in Google's words).
+ */
+export function printedJson(value: unknown): string {
+  return `${escapedJson(JSON.stringify(value, null, 2))}\n`;
 }
 
 /**

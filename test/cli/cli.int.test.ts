@@ -112,6 +112,38 @@ describe('governor CLI', () => {
     expect(r.stdout).toContain('valid');
   });
 
+  it('plan --json and status --json escape what a terminal would act on, the JSON unchanged', async () => {
+    // JSON.stringify escapes C0 controls only: a snapshot's name holding U+202E, or a note holding
+    // a C1 control (U+009B, the one-character CSI) or U+2028, reached the terminal as it was.
+    const snapshot = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      services: Record<string, unknown>[];
+    };
+    const [first] = snapshot.services;
+    if (!first) throw new Error('the example snapshot has no service');
+    const name = `${String(first.name)}\u202eevil`;
+    const note = 'metrics behind\u009b31m\u2028\u2066x\u001b[2J';
+    Object.assign(first, { name, usage: null, usageNote: note });
+    const path = file('bidi-snapshot.json', JSON.stringify(snapshot));
+    for (const command of ['plan', 'status']) {
+      const r = await cli(
+        command,
+        '--policy',
+        'examples/policy.yaml',
+        '--snapshot',
+        path,
+        '--json',
+      );
+      expect(r.code, command).toBe(0);
+      expect(r.stdout, command).not.toMatch(
+        /[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069](?<!\n)/u,
+      );
+      expect(r.stdout, command).toContain('\\u202e');
+      const parsed = JSON.parse(r.stdout) as { services: { name: string; reason: string }[] };
+      const row = parsed.services.find((s) => s.name === name);
+      expect(row?.reason, command).toContain(note);
+    }
+  });
+
   it('validate names the file on one line, without its control characters', async () => {
     // A file name is anyone's text (a repository's, a script's): its escape acted on the terminal.
     const r = await cli(

@@ -38,6 +38,21 @@ function printed(maxBytes: number): { stdout: string; stderr: string } {
   return { stdout, stderr };
 }
 
+describe('governor snapshot: what a terminal would act on', () => {
+  it('is escaped, and reads back the same', () => {
+    // JSON.stringify leaves C1 controls, line separators and bidirectional controls as they are.
+    const note = 'Monitoring read failed: \u009b31m\u2028\u202eboom\u001b[2J';
+    const hostile: Snapshot = {
+      ...snapshot,
+      services: [snapshotService('svc', 1, null, { usageNote: note })],
+    };
+    const text = formatSnapshot(hostile);
+    expect(text.slice(0, -1)).not.toMatch(/[\p{Cc}\u2028\u2029\u202a-\u202e\u2066-\u2069](?<!\n)/u);
+    expect(text).toContain('\\u009b31m\\u2028\\u202eboom\\u001b[2J');
+    expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(hostile)));
+  });
+});
+
 describe('governor snapshot: a snapshot larger than is read back', () => {
   const text = formatSnapshot(snapshot);
   const bytes = Buffer.byteLength(text);
