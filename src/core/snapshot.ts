@@ -31,6 +31,13 @@ const PoolFields = {
   zonalRedundancy: z.boolean(),
 };
 
+/**
+ * The longest `maxNote` or pool `budgetUnknown` a snapshot holds. Observation keeps its notes
+ * within it (observe.ts; a budgetUnknown it writes names a region and what was not listed), so
+ * that what `governor snapshot` saves, `governor plan --snapshot` reads back.
+ */
+export const MAX_NOTE_CHARS = 2000;
+
 export const SnapshotPool = z.strictObject({
   ...PoolFields,
   // At most what a policy may give a pool, and what the Cloud Quotas adapter reads as a quota:
@@ -51,9 +58,12 @@ export const SnapshotPool = z.strictObject({
     .min(1)
     .optional()
     .describe('Where the quota came from, or why it is unknown, for explanations.'),
+  // Bounded: every service of the pool quotes it in its reason, so a snapshot file of 2.3 MB (a
+  // budgetUnknown of 2 MB, 500 services) made plans of gigabytes, and `governor plan` failed.
   budgetUnknown: z
     .string()
     .min(1)
+    .max(MAX_NOTE_CHARS)
     .optional()
     .describe(
       "Why the pool's budget cannot be known although its quota may be (e.g. its region's worker pools could not be listed): nothing in it is raised.",
@@ -143,12 +153,6 @@ export const Usage = z.strictObject({
   ),
 });
 export type Usage = z.infer<typeof Usage>;
-
-/**
- * The longest `maxNote` a snapshot holds. Observation keeps its notes within it (observe.ts), so
- * that what `governor snapshot` saves, `governor plan --snapshot` reads back.
- */
-export const MAX_NOTE_CHARS = 2000;
 
 export const SnapshotService = z.strictObject({
   ...PoolFields,
