@@ -54,8 +54,9 @@ export async function runDemo(
   // Redrawn in place on a terminal that can move its cursor; plain lines otherwise.
   const live = Boolean(io.stdout.isTTY) && options.cursor;
   const topic = policy.alerts.topic;
-  const fleetName = relative(process.cwd(), flags.fleet) || flags.fleet;
-  const policyName = relative(process.cwd(), flags.policy) || flags.policy;
+  // As shown: a file name is anyone's text, and a terminal escape in it would act on the terminal.
+  const fleetName = oneLine(relative(process.cwd(), flags.fleet) || flags.fleet);
+  const policyName = oneLine(relative(process.cwd(), flags.policy) || flags.policy);
   // A day of runs that govern nothing, each failing, would say nothing about the governor.
   assertGoverns(policy, input.fleet, { policy: policyName, fleet: fleetName });
   // Each run publishes its alerts before it writes, and the emulator has only the fleet's topics:

@@ -80,7 +80,7 @@ export async function runEmulatorCommand(
     onPublish: (m) => io.stdout.write(describePublished(m)),
   });
   io.stdout.write(
-    `# Emulator of Cloud Run Admin v2, Cloud Monitoring v3, Cloud Quotas v1, Cloud Asset Inventory v1 and Pub/Sub (publisher) (fleet ${relative(process.cwd(), opts.fleet) || opts.fleet})\n`,
+    `# Emulator of Cloud Run Admin v2, Cloud Monitoring v3, Cloud Quotas v1, Cloud Asset Inventory v1 and Pub/Sub (publisher) (fleet ${oneLineText(relative(process.cwd(), opts.fleet) || opts.fleet)})\n`,
   );
   io.stdout.write(`# virtual time ${emulator.now().toISOString()}, speed ${opts.speed}\n`);
   const topics = emulator.topics();

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -308,6 +308,28 @@ describe('governor demo (npm start)', () => {
     // Before, the live view went up and cleared lines with escapes a dumb terminal prints as text.
     expect(out).not.toContain('\u001b');
     expect(out).toMatch(/^2026-11-27 \d\d:\d\d UTC {2}us-central1/m);
+  });
+
+  it('names the fleet and policy files on one line, without their control characters', async () => {
+    // A file name is anyone's text (a repository's, a script's): its escape acted on the terminal.
+    const dir = join(mkdtempSync(join(tmpdir(), 'governor-demo-')), 'd\u001b]0;title\u0007\u202e');
+    mkdirSync(dir);
+    const fleet = join(dir, 'fleet.yaml');
+    const policy = join(dir, 'policy.yaml');
+    copyFileSync('examples/demo-fleet.yaml', fleet);
+    copyFileSync('examples/demo-policy.yaml', policy);
+    let out = '';
+    const code = await main(
+      ['demo', '--hours', '1', '--every', '30', '--fleet', fleet, '--policy', policy],
+      {
+        stdout: { write: (s: string) => (out += s) },
+        stderr: { write: () => undefined },
+        env: { METADATA_SERVER_DETECTION: 'none', NO_COLOR: '1' },
+      },
+    );
+    expect(code).toBe(0);
+    expect(out).toMatch(/^fleet .*d ]0;title \/fleet\.yaml, policy .*d ]0;title \/policy\.yaml$/m);
+    expect(out.replace(/\n/g, '')).not.toMatch(/[\p{Cc}\u202e]/u);
   });
 
   it('puts each alert in columns as wide as the longest severity, status and alert type', () => {

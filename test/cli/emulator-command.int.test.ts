@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -95,6 +95,30 @@ describe('governor emulator', () => {
     } finally {
       // A failed check above would leave it serving for good.
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('names the fleet file on one line, without its control characters', async () => {
+    // A file name is anyone's text (a repository's, a script's): its escape acted on the terminal.
+    const dir = join(
+      mkdtempSync(join(tmpdir(), 'governor-emulator-')),
+      'f\u001b]0;title\u0007\u202e',
+    );
+    mkdirSync(dir);
+    const fleet = join(dir, 'fleet.yaml');
+    copyFileSync('examples/demo-fleet.yaml', fleet);
+    const child = spawn(
+      process.execPath,
+      ['bin/governor.js', 'emulator', '--speed', 'manual', '--fleet', fleet],
+      { env },
+    );
+    try {
+      const out = (await exported(child))();
+      const head = out.split('\n')[0] ?? '';
+      expect(head).toMatch(/\(fleet .*f ]0;title \/fleet\.yaml\)$/);
+      expect(out.replace(/\n/g, '')).not.toMatch(/[\p{Cc}\u202e]/u);
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 
