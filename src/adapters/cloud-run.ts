@@ -343,7 +343,35 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
             : new UnavailableError(translated.message, { cause: error }),
         );
       });
-      return toObservedService(updated, update.project, update.region);
+      // A done operation's result "can be either an `error` or a valid `response`... Some services
+      // might not provide the result" (google/longrunning/operations.proto,
+      // https://github.com/googleapis/googleapis/blob/master/google/longrunning/operations.proto),
+      // and google-gax then resolves with an empty object. Read as the service written, that
+      // would be a service of no name and no etag (the next write of it refused as unread). So
+      // an answer that is not this service is set aside and the service read again: the write
+      // is done, and this read is what it left.
+      if (
+        namedUnder(
+          updated.name ?? '',
+          update.project,
+          update.region,
+          `services/${update.name}`,
+          /^$/,
+        )
+      )
+        return toObservedService(updated, update.project, update.region);
+      const now = await fetchService(name).catch((error: unknown) => {
+        const translated = translateGrpcError(error, `reading ${name} after its update`);
+        return Promise.reject(
+          translated instanceof UnavailableError
+            ? translated
+            : new UnavailableError(
+                `${translated.message} (max instances ${update.maxInstances} was written, but the service could not be read again)`,
+                { cause: error },
+              ),
+        );
+      });
+      return toObservedService(now, update.project, update.region);
     },
 
     /**

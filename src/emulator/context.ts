@@ -106,6 +106,7 @@ export type AnsweredMethod =
   | 'ListServices'
   | 'GetService'
   | 'GetRevision'
+  | 'GetOperation'
   | 'ListWorkerPools'
   | 'ListExecutions'
   | 'GetQuotaInfo'

@@ -762,7 +762,7 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
       checkSegment('project', 'the project of name', project);
       checkSegment('id', 'the location of name', location);
       requireFleetProject(ctx.model.fleet.projects, project, 'run.operations.get', name);
-      return operationMessage(ctx, name);
+      return answerOf(ctx, 'GetOperation', request, () => operationMessage(ctx, name));
     },
     ListOperations: (request) => {
       const parent = text(request, 'name');

@@ -361,3 +361,58 @@ describe('observation of a listing refused', () => {
     expect(plan(o.snapshot, policy, o.snapshot.takenAt).services).toEqual([]);
   });
 });
+
+describe('an update whose operation ends without the service', () => {
+  /** Each GetOperation answer that is done passed through `edit` (a copy of the fleet's). */
+  function editDoneOperation(edit: (operation: Raw) => Raw): void {
+    hook = (method, _request, fleet) => {
+      if (method !== 'GetOperation') return undefined;
+      const answer = fleet();
+      return answer['done'] === true ? edit(structuredClone(answer)) : undefined;
+    };
+  }
+
+  async function write(name: string, to: number) {
+    const writer = createCloudRunAdapter({
+      emulatorHost: emulator.host,
+      retry: { maxAttempts: 1, attemptTimeoutMs: 10_000 },
+      operationPolling: { initialDelayMs: 100, maxDelayMs: 200 },
+    });
+    try {
+      const before = await writer.getService(PROJECT, US, name);
+      // Another writer's change first: the answer must be the service as it is, both changes in.
+      const other = await writer.updateMaxInstances({
+        project: PROJECT,
+        region: US,
+        name,
+        maxInstances: before.serviceMaxInstances ?? 1,
+        etag: before.etag,
+        annotations: { 'team.example.com/owner': 'other' },
+      });
+      return await writer.updateMaxInstances({
+        project: PROJECT,
+        region: US,
+        name,
+        maxInstances: to,
+        etag: other.etag,
+        annotations: {},
+      });
+    } finally {
+      await writer.close();
+    }
+  }
+
+  it('reads the service again when a done operation carries no response (Google allows it)', async () => {
+    editDoneOperation((op) => {
+      delete op['response'];
+      return op;
+    });
+    const written = await write('web', 2);
+    hook = undefined;
+    const now = await adapter.getService(PROJECT, US, 'web');
+    expect(written.name).toBe('web');
+    expect(written.serviceMaxInstances).toBe(2);
+    expect(written.etag).toBe(now.etag);
+    expect(written.annotations['team.example.com/owner']).toBe('other');
+  });
+});
