@@ -8,8 +8,10 @@
  * Budget: Cloud Run allows about 600 reads and 30-60 writes per minute per region (unconfirmed
  * defaults). Listing a region costs one read per page (pages of `pageSize`, 100 by default, so
  * usually one). One `updateMaxInstances` costs one GetService (none when the caller passes the
- * annotations it has just read), one UpdateService and a few GetOperation polls. Spacing the writes belongs to the reconcile step; this adapter only retries
- * what is safe to retry (see `readOptions` and `writeOptions`).
+ * annotations it has just read), one UpdateService, a few GetOperation polls, and one GetService
+ * more should the finished operation not carry the service. Spacing the writes belongs to the
+ * reconcile step; this adapter only retries what is safe to retry (see `readOptions` and
+ * `writeOptions`).
  */
 import { randomUUID } from 'node:crypto';
 
