@@ -71,6 +71,15 @@ export interface OperationRecord {
    * service: the service does not reconcile while it runs.
    */
   readonly revision?: Message;
+  /**
+   * An `UpdateService`'s result: the service as that update left it, encoded as it was written
+   * (an `Any`, a kilobyte or so, not the rendered object, as many are kept).
+   * A done operation's `response` is "the normal, successful response of the operation"
+   * (google/longrunning/operations.proto): the update's outcome, which a later write by someone
+   * else does not change. Answered re-rendered from the service now, the governor would take
+   * another writer's etag for its own and overwrite that writer's change unrefused.
+   */
+  readonly result?: { type_url: string; value: Buffer };
 }
 
 /**

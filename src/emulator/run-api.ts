@@ -164,11 +164,13 @@ function operationMessage(ctx: EmulatorContext, name: string, created = false): 
   // long it keeps either, and answering it would need a service that is no more.
   if (!op || !ctx.model.getService(op.service))
     throw notFound(`Operation ${shown(name)} was not found`);
-  const packed =
-    op.revision === undefined
-      ? packService(renderService(ctx, op.service))
-      : packRevision(op.revision);
   const done = created ? op.doneAt <= op.createdAt : ctx.wallNow() >= op.doneAt;
+  const packed =
+    op.revision !== undefined
+      ? packRevision(op.revision)
+      : done && op.result !== undefined
+        ? op.result
+        : packService(renderService(ctx, op.service));
   const message: Message = { name: op.name, metadata: packed, done };
   if (done && op.error) message['error'] = op.error;
   else if (done) message['response'] = packed;
@@ -404,6 +406,8 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   ctx.operations.set(name, {
     name,
     service: key,
+    // The service as this update leaves it, once its operation is done (OperationRecord.result).
+    result: packService(serviceResource(s, false, s.updateTime)),
     createdAt: wall,
     // A hung operation: the change applied, but the operation runs on (the service reconciles).
     doneAt: wall + (outcome === 'hang' ? ctx.injector.hangMs : ctx.settings.operationDelayMs),
