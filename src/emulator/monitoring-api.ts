@@ -299,7 +299,10 @@ function filterTerms(filter: string): [key: string, value: string][] {
     joined = false;
   }
   const rest = filter.slice(at).trim();
-  if (joined || rest === 'AND') throw invalid('filter ends with AND: a term must follow it');
+  // An AND read and nothing after it, or an AND with no whitespace after it, ends the filter; an
+  // AND read and then text that is no term is that term's fault.
+  if (rest === '' ? joined : rest === 'AND')
+    throw invalid('filter ends with AND: a term must follow it');
   if (rest !== '')
     throw invalid(`filter term "${shown(rest)}" is not supported: expected key = "value"`);
   return terms;

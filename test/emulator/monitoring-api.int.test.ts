@@ -766,6 +766,17 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       );
       expect(code, filter).toBe(status.INVALID_ARGUMENT);
     }
+    // A term after AND that is not one is named as such: the filter does not end with AND.
+    const afterAnd = await codeOf(
+      clients.metrics.listTimeSeries({
+        name: `projects/${PROJECT}`,
+        filter: `${INSTANCE_COUNT} AND Resource.type = "cloud_run_revision"`,
+        interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+      }),
+    );
+    expect(afterAnd.code).toBe(status.INVALID_ARGUMENT);
+    expect(afterAnd.message).toContain('filter term "Resource.type');
+    expect(afterAnd.message).not.toContain('ends with AND');
   });
 
   it('takes resource.type in group_by_fields and refuses an alignment period over 104 weeks', async () => {
