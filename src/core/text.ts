@@ -15,10 +15,11 @@ export const CONTROL = /\p{Cc}/u;
  * "Trojan Source"). Other format characters stay: the zero-width joiner and variation selectors
  * are part of emoji.
  */
-const NOT_ON_ONE_LINE = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]+/gu;
+const UNSHOWN = String.raw`[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]`;
+const NOT_ON_ONE_LINE = new RegExp(`${UNSHOWN}+`, 'gu');
 
-/** One character `oneLine` would show as a space. */
-const NOT_SHOWN = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/gu;
+/** One character `oneLine` would show as a space: the same class, one at a time. */
+const NOT_SHOWN = new RegExp(UNSHOWN, 'gu');
 
 /**
  * Whether `text` holds a character `oneLine` would show as a space: one a terminal would act on,

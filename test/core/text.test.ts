@@ -1,7 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cutText } from '../../src/core/errors.js';
-import { cutUtf8, listOnOneLine, oneLine, plural, utf8Length } from '../../src/core/text.js';
+import {
+  cutUtf8,
+  hasUnshown,
+  listOnOneLine,
+  oneLine,
+  plural,
+  printedJson,
+  quotedText,
+  utf8Length,
+} from '../../src/core/text.js';
 import { fcParams } from '../support/fleet-arbitrary.js';
 
 describe('listOnOneLine', () => {
@@ -93,5 +102,32 @@ describe('cutUtf8', () => {
       ),
       fcParams(300),
     );
+  });
+});
+
+describe('hasUnshown, quotedText and printedJson', () => {
+  // One class of characters for all: what oneLine shows as a space is what the others escape.
+  const unshown = ['\u0000', '\u001b', '\n', '\u007f', '\u0085', '\u009b', '\u2028', '\u2029'];
+  const bidi = ['\u202a', '\u202e', '\u2066', '\u2069'];
+
+  it('agree with oneLine on every character it shows as a space, and only those', () => {
+    for (const c of [...unshown, ...bidi]) {
+      expect(oneLine(`a${c}b`), JSON.stringify(c)).toBe('a b');
+      expect(hasUnshown(`a${c}b`), JSON.stringify(c)).toBe(true);
+      expect(quotedText(`a${c}b`), JSON.stringify(c)).toMatch(/^"a\\(u[0-9a-f]{4}|n)b"$/);
+    }
+    for (const plain of ['équipe', '👩‍💻', 'a\u200db', 'x\ufe0f']) {
+      expect(hasUnshown(plain), plain).toBe(false);
+      expect(quotedText(plain)).toBe(JSON.stringify(plain));
+    }
+  });
+
+  it('printedJson keeps the layout, escapes the rest, and reads back the same value', () => {
+    const value = { note: [...unshown, ...bidi].join('x'), list: [1, 2] };
+    const text = printedJson(value);
+    expect(text.endsWith('}\n')).toBe(true);
+    expect(text.split('\n')).toHaveLength(JSON.stringify(value, null, 2).split('\n').length + 1);
+    expect(hasUnshown(text.replace(/\n/g, ''))).toBe(false);
+    expect(JSON.parse(text)).toEqual(value);
   });
 });
