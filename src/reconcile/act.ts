@@ -208,6 +208,15 @@ export async function beforeDeadline<T>(
   }
 }
 
+/**
+ * The most characters of the reason annotation. Cloud Run's Service.annotations "follows
+ * Kubernetes annotations' namespacing, limits, and rules"
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services): no limit of
+ * its own for a value, but every key and value of the service together at most 256 KiB
+ * (kubernetes/apimachinery pkg/api/validation/objectmeta.go, TotalAnnotationSizeLimitB; the
+ * emulator holds a service to it, emulator/fleet.ts). 500 characters (at most 1,500 bytes) stay
+ * far within it, and readable in the console.
+ */
 const REASON_MAX = 500;
 /** The most characters of another governor's stamp a reason shows. */
 const WRITER_SHOWN = 200;
