@@ -364,13 +364,12 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         return toObservedService(updated, update.project, update.region);
       const now = await fetchService(name).catch((error: unknown) => {
         const translated = translateGrpcError(error, `reading ${name} after its update`);
+        // Unavailable whatever the read's error: the write is done, its result not known.
         return Promise.reject(
-          translated instanceof UnavailableError
-            ? translated
-            : new UnavailableError(
-                `${translated.message} (max instances ${update.maxInstances} was written, but the service could not be read again)`,
-                { cause: error },
-              ),
+          new UnavailableError(
+            `${translated.message} (max instances ${update.maxInstances} was written, but the service could not be read again)`,
+            { cause: error },
+          ),
         );
       });
       return toObservedService(now, update.project, update.region);

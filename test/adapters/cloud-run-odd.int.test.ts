@@ -2,9 +2,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
-import { startEmulator } from '../../src/emulator/index.js';
-import type { AnswerHook, RunningEmulator } from '../../src/emulator/index.js';
-import { UpstreamError } from '../../src/core/errors.js';
+import { status } from '@grpc/grpc-js';
+import {
+  startEmulator,
+  RpcError,
+  type AnswerHook,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
+import { UnavailableError, UpstreamError } from '../../src/core/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
 import { MAX_INSTANCE_COUNT } from '../../src/core/service.js';
@@ -414,5 +419,34 @@ describe('an update whose operation ends without the service', () => {
     expect(written.serviceMaxInstances).toBe(2);
     expect(written.etag).toBe(now.etag);
     expect(written.annotations['team.example.com/owner']).toBe('other');
+  });
+
+  it('says the write was made when the read after it fails, whatever its code', async () => {
+    for (const [code, word] of [
+      [status.UNAVAILABLE, 'UNAVAILABLE'],
+      [status.PERMISSION_DENIED, 'PERMISSION_DENIED'],
+    ] as const) {
+      // The other writer's update (write's first) is answered as the fleet has it; the second's
+      // operation ends without the service, and the read after it fails.
+      let done = 0;
+      let written = false;
+      hook = (method, _request, fleet) => {
+        if (method === 'GetOperation') {
+          const answer = fleet();
+          if (answer['done'] !== true || ++done < 2) return undefined;
+          written = true;
+          const edited = structuredClone(answer);
+          delete edited['response'];
+          return edited;
+        }
+        if (method === 'GetService' && written) throw new RpcError(code, `injected: ${word}`);
+        return undefined;
+      };
+      const attempt = write('web', 3);
+      await expect(attempt).rejects.toBeInstanceOf(UnavailableError);
+      await expect(attempt).rejects.toThrow(
+        /max instances 3 was written, but the service could not be read again/,
+      );
+    }
   });
 });
