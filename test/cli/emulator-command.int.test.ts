@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -100,10 +100,8 @@ describe('governor emulator', () => {
 
   it('names the fleet file on one line, without its control characters', async () => {
     // A file name is anyone's text (a repository's, a script's): its escape acted on the terminal.
-    const dir = join(
-      mkdtempSync(join(tmpdir(), 'governor-emulator-')),
-      'f\u001b]0;title\u0007\u202e',
-    );
+    const scratch = mkdtempSync(join(tmpdir(), 'governor-emulator-'));
+    const dir = join(scratch, 'f\u001b]0;title\u0007\u202e');
     mkdirSync(dir);
     const fleet = join(dir, 'fleet.yaml');
     copyFileSync('examples/demo-fleet.yaml', fleet);
@@ -119,6 +117,7 @@ describe('governor emulator', () => {
       expect(out.replace(/\n/g, '')).not.toMatch(/[\p{Cc}\u202e]/u);
     } finally {
       child.kill('SIGKILL');
+      rmSync(scratch, { recursive: true, force: true });
     }
   });
 
