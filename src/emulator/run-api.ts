@@ -165,12 +165,14 @@ function operationMessage(ctx: EmulatorContext, name: string, created = false): 
   if (!op || !ctx.model.getService(op.service))
     throw notFound(`Operation ${shown(name)} was not found`);
   const done = created ? op.doneAt <= op.createdAt : ctx.wallNow() >= op.doneAt;
+  const kept = op.revision === undefined && done ? op.result : undefined;
+  // The kept result shows the service not reconciling (updateService): what the caller now saw
+  // of it, as a read that renders the service tells the monitor.
+  if (kept !== undefined) ctx.monitor.saw(op.service, false);
   const packed =
     op.revision !== undefined
       ? packRevision(op.revision)
-      : done && op.result !== undefined
-        ? op.result
-        : packService(renderService(ctx, op.service));
+      : (kept ?? packService(renderService(ctx, op.service)));
   const message: Message = { name: op.name, metadata: packed, done };
   if (done && op.error) message['error'] = op.error;
   else if (done) message['response'] = packed;
