@@ -227,6 +227,9 @@ export function benchPolicyJson(project: string, topic: string): string {
   });
 }
 
+/** How long a question whose channel failed waits for the process's exit, to report that. */
+const EXIT_AFTER_CHANNEL_MS = 5_000;
+
 /** One question to bench/function-probe.ts over the IPC channel, and its answer. */
 function ask<T>(child: ChildProcess, type: 'memory' | 'modules' | 'snapshot'): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -241,9 +244,11 @@ function ask<T>(child: ChildProcess, type: 'memory' | 'modules' | 'snapshot'): P
       reject(new Error(exited()));
       return;
     }
+    let waitingForExit: NodeJS.Timeout | undefined;
     const done = () => {
       child.off('message', onMessage);
       child.off('exit', onExit);
+      clearTimeout(waitingForExit);
     };
     const onMessage = (message: unknown) => {
       if (typeof message !== 'object' || message === null || !('type' in message)) return;
@@ -259,8 +264,12 @@ function ask<T>(child: ChildProcess, type: 'memory' | 'modules' | 'snapshot'): P
     child.once('exit', onExit);
     child.send({ type }, (e) => {
       if (!e) return;
-      done();
-      reject(new Error(`the probe's channel failed: ${e.message}`, { cause: e }));
+      // The channel fails (EPIPE) as the process dies, before its exit is seen here: the exit,
+      // when it follows, says more (a signal, an exit code), so it is waited for a while.
+      waitingForExit = setTimeout(() => {
+        done();
+        reject(new Error(`the probe's channel failed: ${e.message}`, { cause: e }));
+      }, EXIT_AFTER_CHANNEL_MS);
     });
   });
 }
