@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { cutText, InputError, UsageError } from '../core/errors.js';
-import { oneLine as oneLineText } from '../core/text.js';
+import { oneLine } from '../core/text.js';
 import {
   FleetError,
   MAX_CLOCK_SPEED,
@@ -20,9 +20,9 @@ async function start(options: Parameters<typeof startEmulator>[0]): Promise<Runn
   }
 }
 
-/** Control characters (newlines, terminal escapes) of published text shown as spaces. */
-function oneLine(text: string, max: number): string {
-  return cutText(oneLineText(text), max);
+/** Published text on one line (newlines, terminal escapes as spaces), cut to `max` characters. */
+function shortLine(text: string, max: number): string {
+  return cutText(oneLine(text), max);
 }
 
 /** What a message says, for one line: an alert's `summary` when the data is one, else the data. */
@@ -37,10 +37,10 @@ function gist(m: PublishedMessage): string {
       parsed = undefined;
     }
     if (typeof parsed === 'object' && parsed !== null && 'summary' in parsed) {
-      if (typeof parsed.summary === 'string') return oneLine(parsed.summary, 200);
+      if (typeof parsed.summary === 'string') return shortLine(parsed.summary, 200);
     }
   }
-  return oneLine(m.data, 200);
+  return shortLine(m.data, 200);
 }
 
 /** One published message as one line of the `governor emulator` terminal. */
@@ -48,10 +48,10 @@ function describePublished(m: PublishedMessage): string {
   const attributes = Object.entries(m.attributes);
   const shown = attributes
     .slice(0, 8)
-    .map(([k, v]) => `${oneLine(k, 40)}=${oneLine(v, 60)}`)
+    .map(([k, v]) => `${shortLine(k, 40)}=${shortLine(v, 60)}`)
     .join(' ');
   const more = attributes.length > 8 ? ` +${attributes.length - 8} attributes` : '';
-  const key = m.orderingKey === '' ? '' : ` key=${oneLine(m.orderingKey, 80)}`;
+  const key = m.orderingKey === '' ? '' : ` key=${shortLine(m.orderingKey, 80)}`;
   return `${m.publishTime} published ${m.topic} #${m.messageId}${key}${shown === '' ? '' : ` ${shown}`}${more}: ${gist(m)}\n`;
 }
 
@@ -80,7 +80,7 @@ export async function runEmulatorCommand(
     onPublish: (m) => io.stdout.write(describePublished(m)),
   });
   io.stdout.write(
-    `# Emulator of Cloud Run Admin v2, Cloud Monitoring v3, Cloud Quotas v1, Cloud Asset Inventory v1 and Pub/Sub (publisher) (fleet ${oneLineText(relative(process.cwd(), opts.fleet) || opts.fleet)})\n`,
+    `# Emulator of Cloud Run Admin v2, Cloud Monitoring v3, Cloud Quotas v1, Cloud Asset Inventory v1 and Pub/Sub (publisher) (fleet ${oneLine(relative(process.cwd(), opts.fleet) || opts.fleet)})\n`,
   );
   io.stdout.write(`# virtual time ${emulator.now().toISOString()}, speed ${opts.speed}\n`);
   const topics = emulator.topics();

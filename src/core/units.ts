@@ -39,12 +39,12 @@ export const RegionName = z.string().max(40, REGION_EXPECTED).regex(REGION_NAME,
  * "a/b", "../x", spaces or quotes, which would otherwise reach Google as a name and fail the run.
  */
 const PROJECT_ID = /^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/;
+/** What a project id is made of, as a policy's project and a topic's project are told it. */
+const PROJECT_ID_RULE =
+  'lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen';
 export const ProjectId = z
   .string()
-  .regex(
-    PROJECT_ID,
-    'expected a project id such as "my-project": lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen',
-  );
+  .regex(PROJECT_ID, `expected a project id such as "my-project": ${PROJECT_ID_RULE}`);
 
 const TOPIC_NAME = /^projects\/([^/]+)\/topics\/([^/]+)$/;
 const TOPIC_ID = /^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
@@ -67,7 +67,7 @@ export function topicNameFault(name: string): string | undefined {
   // `TopicName(projectId, topicId)`). Any other text there names no topic, and a topic is printed
   // where its name is said: a terminal escape in it acted on the terminal that showed it.
   if (!PROJECT_ID.test(match[1] ?? '')) {
-    return "the topic's project must be a project id: lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen";
+    return `the topic's project must be a project id: ${PROJECT_ID_RULE}`;
   }
   const id = match[2] ?? '';
   if (!TOPIC_ID.test(id)) {
